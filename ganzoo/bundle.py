@@ -1,0 +1,247 @@
+"""The contract between a model family and the generic trainer.
+
+A registry entry builds a :class:`Bundle`: the named modules to train, an :class:`Objective`
+(an ordered list of :class:`Phase`), an optional :class:`Schedule`, and a ``sample`` function.
+The trainer only ever talks to these types; it knows nothing about any family.
+
+See ``docs/architecture.md`` for the picture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+Logs = dict[str, float | torch.Tensor]
+LossFn = Callable[["Batch", "StepContext"], tuple[torch.Tensor, Logs]]
+
+
+@dataclass
+class Batch:
+    """One minibatch of real data on the training device.
+
+    ``img`` is ``[N, C, H, W]`` in ``[-1, 1]`` at the model resolution; ``label`` holds class
+    indices ``[N]`` (int64) or is ``None`` for unconditional data.
+    """
+
+    img: torch.Tensor
+    label: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.img.shape[0]
+
+    def split(self, parts: int) -> list[Batch]:
+        """Split into ``parts`` micro-batches for gradient accumulation."""
+        if parts <= 1:
+            return [self]
+        imgs = self.img.chunk(parts)
+        labels = self.label.chunk(parts) if self.label is not None else [None] * len(imgs)
+        return [Batch(i, l) for i, l in zip(imgs, labels)]
+
+
+@dataclass
+class StepContext:
+    """What a phase's loss function may read. Built by the trainer for every step."""
+
+    modules: Mapping[str, nn.Module]
+    state: Mapping[str, Any]  # schedule state (resolution level, alpha, ...) or {}
+    step: int  # optimizer steps taken so far (phase-independent)
+    images_seen: int
+    device: torch.device
+    c_dim: int = 0  # number of classes; 0 = unconditional
+
+    def sample_labels(self, n: int) -> torch.Tensor | None:
+        """Uniform random class labels for fake samples, or None when unconditional."""
+        if self.c_dim <= 0:
+            return None
+        return torch.randint(0, self.c_dim, (n,), device=self.device)
+
+
+@dataclass
+class Phase:
+    """One optimisation step of one module.
+
+    Args:
+        name: label used in logs, e.g. ``"Gmain"`` or ``"Dreg"``.
+        module: key into ``Bundle.modules`` whose parameters this phase updates.
+        loss: ``loss(batch, ctx) -> (scalar loss, logs)``.
+        interval: run every ``interval`` steps. Lazy regularisation (StyleGAN2 Sec. 3.1):
+            the trainer multiplies the loss by ``interval`` so its expected gradient is unchanged.
+        repeats: run this many times per step, each on a fresh batch (BigGAN: 2 D steps per G).
+        active: optional ``active(ctx) -> bool`` (e.g. a discriminator that starts late).
+        needs_batch: False when the loss ignores real data (a generator phase), so repeats do
+            not consume extra real images.
+    """
+
+    name: str
+    module: str
+    loss: LossFn
+    interval: int = 1
+    repeats: int = 1
+    active: Callable[[StepContext], bool] | None = None
+    needs_batch: bool = True
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.repeats < 1:
+            raise ValueError(f"phase {self.name}: interval and repeats must be >= 1")
+
+
+@dataclass
+class OptimizerSpec:
+    """Optimizer of one module. ``kind`` is ``adam`` or ``adamw``."""
+
+    lr: float
+    betas: tuple[float, float] = (0.0, 0.99)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    kind: str = "adam"
+
+    def lazy(self, interval: int) -> OptimizerSpec:
+        """Correct Adam for a regulariser run every ``interval`` steps (StyleGAN2 App. B).
+
+        The module takes ``interval + 1`` updates per ``interval`` minibatches, so lr and the
+        betas are rescaled by ``c = interval / (interval + 1)``.
+        """
+        if interval <= 1:
+            return self
+        c = interval / (interval + 1)
+        return OptimizerSpec(
+            lr=self.lr * c,
+            betas=(self.betas[0] ** c, self.betas[1] ** c),
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            kind=self.kind,
+        )
+
+    def build(self, params) -> torch.optim.Optimizer:
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.kind)
+        if cls is None:
+            raise ValueError(f"unknown optimizer kind {self.kind!r}; use 'adam' or 'adamw'")
+        return cls(params, lr=self.lr, betas=tuple(self.betas), eps=self.eps, weight_decay=self.weight_decay)
+
+
+class Objective:
+    """An ordered list of phases plus any running state they keep (e.g. path-length mean).
+
+    Families subclass it or use it directly. Running state must be tensors returned by
+    :meth:`state_dict` so that resume is exact.
+    """
+
+    def __init__(self, phases: list[Phase], optimizers: Mapping[str, OptimizerSpec]):
+        missing = {p.module for p in phases} - set(optimizers)
+        if missing:
+            raise ValueError(f"phases update modules without an optimizer spec: {sorted(missing)}")
+        self.phases = list(phases)
+        self.optimizers = dict(optimizers)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        if state:
+            raise ValueError(f"objective has no state but the checkpoint holds {sorted(state)}")
+
+    def to(self, device: torch.device) -> Objective:
+        return self
+
+
+class Schedule:
+    """Maps images seen to training state (resolution level, fade-in alpha, batch size...).
+
+    ``state(images_seen)`` returns a plain dict; the trainer passes it to every phase through
+    :class:`StepContext` and reads two optional keys itself: ``batch_size`` (per-level batch
+    size) and ``log`` (a dict of scalars to log, e.g. ``{"resolution": 16, "alpha": 0.4}``).
+    A schedule is a pure function of images seen, so resume needs no extra state.
+    """
+
+    def state(self, images_seen: int) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class EMASpec:
+    """Exponential moving average of a module (Karras et al. 2018; StyleGAN2-ADA App. B).
+
+    ``half_life_kimg`` is the number of thousands of images over which a weight's
+    contribution halves; ``rampup`` (or None) caps it at ``rampup * images_seen`` early on.
+    """
+
+    module: str = "G"
+    half_life_kimg: float = 10.0
+    rampup: float | None = 0.05
+
+    def beta(self, batch_size: int, images_seen: int) -> float:
+        half_life = self.half_life_kimg * 1000.0
+        if self.rampup is not None:
+            half_life = min(half_life, images_seen * self.rampup)
+        return 0.5 ** (batch_size / max(half_life, 1e-8))
+
+
+SampleFn = Callable[..., torch.Tensor]
+
+
+@dataclass
+class Bundle:
+    """What a registry entry builds. See the module docstring."""
+
+    modules: dict[str, nn.Module]
+    objective: Objective
+    sample: SampleFn  # sample(modules, z_or_n, *, c=None, generator=None, **opts) -> images
+    schedule: Schedule | None = None
+    ema: EMASpec | None = None
+    family: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # resolution, channels, c_dim, z_dim...
+
+    @property
+    def resolution(self) -> int:
+        return int(self.info["resolution"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.info["channels"])
+
+    @property
+    def c_dim(self) -> int:
+        return int(self.info.get("c_dim", 0))
+
+
+def sample_gan(
+    modules: Mapping[str, nn.Module],
+    n: int | None = None,
+    *,
+    z: torch.Tensor | None = None,
+    c: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    module: str = "G",
+    **opts: Any,
+) -> torch.Tensor:
+    """Draw images from a GAN generator: ``z ~ N(0, I)`` then ``G(z, c, **opts)``.
+
+    ``z`` may be passed directly (fixed latents); otherwise ``n`` latents are drawn with
+    ``generator`` (a CPU generator keeps the draws identical on every device).
+    """
+    G = modules[module]
+    device = next(G.parameters()).device
+    if z is None:
+        if n is None:
+            raise ValueError("sample_gan needs n or z")
+        z = torch.randn(n, G.z_dim, generator=generator)
+    z = z.to(device)
+    if c is not None:
+        c = c.to(device)
+    elif getattr(G, "c_dim", 0) > 0:
+        c = torch.randint(0, G.c_dim, (z.shape[0],), generator=generator).to(device)
+    return G(z, c, **opts)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def is_power_of_two(x: int) -> bool:
+    return x >= 1 and 2 ** int(round(math.log2(x))) == x
