@@ -196,6 +196,8 @@ class Bundle:
     ema: EMASpec | None = None
     family: str = ""
     info: dict[str, Any] = field(default_factory=dict)  # resolution, channels, c_dim, z_dim...
+    # Extra keyword arguments for ``sample`` at a schedule state (ProGAN: level and alpha).
+    sample_opts: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     @property
     def resolution(self) -> int:

@@ -106,3 +106,14 @@ def build_model(name: str, **overrides: Any) -> Bundle:
     bundle.family = bundle.family or entry.family
     bundle.info.setdefault("name", name)
     return bundle
+
+
+def construct(cls: type, kwargs: Mapping[str, Any] | None, *, where: str, **fixed: Any) -> Any:
+    """Instantiate ``cls(**fixed, **kwargs)``; unknown keys in ``kwargs`` fail with the allowed ones."""
+    kwargs = dict(kwargs or {})
+    params = inspect.signature(cls).parameters
+    allowed = [p for p in params if p not in fixed and p != "self"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where} has no option(s) {unknown}. Allowed: {allowed}.")
+    return cls(**fixed, **kwargs)

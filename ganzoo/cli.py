@@ -1,0 +1,129 @@
+"""``ganzoo train | generate | list``.
+
+``train`` is a Hydra application (``ganzoo train model=stylegan2 data=emoji trainer.kimg=50``,
+``-m`` for multirun, ``--config-dir`` for your own configs). The other commands take plain
+options; ``ganzoo <command> --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import GanzooError
+
+COMMANDS = ("train", "generate", "list")
+
+
+def config_dir() -> Path:
+    """The ``conf/`` folder: inside the installed package, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "train.yaml").exists():
+            return candidate
+    raise GanzooError(f"ganzoo's conf/ folder was not found next to {here}; reinstall ganzoo")
+
+
+# -- train ---------------------------------------------------------------------------------------
+def _train(argv: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    result: dict[str, Any] = {}
+
+    @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+    def app(cfg: DictConfig) -> None:
+        from .training.trainer import Trainer
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            summary = Trainer(cfg, run_dir).fit()
+        except GanzooError as err:
+            print(f"error: {err}", file=sys.stderr)
+            result["rc"] = 2
+            return
+        print(f"done: {summary['images_seen']} images, {summary['step']} steps; run folder {run_dir}")
+        result["rc"] = 0
+
+    sys.argv = [sys.argv[0]] + argv
+    try:
+        app()
+    except GanzooError as err:  # raised while Hydra composes (e.g. unknown model in a multirun job)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return int(result.get("rc", 0))
+
+
+# -- list ----------------------------------------------------------------------------------------
+def _list(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ganzoo list", description="Registered models and their sizes.")
+    parser.parse_args(argv)
+    from .bundle import count_params
+    from .registry import build_model, get_entry, list_models
+
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        bundle = build_model(name)
+        counts = {k: count_params(m) for k, m in bundle.modules.items()}
+        size = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
+        rows.append((name, entry.family, f"{bundle.resolution}px", size, entry.description))
+    widths = [max(len(r[i]) for r in rows + [("model", "family", "res", "parameters", "")]) for i in range(4)]
+    header = ("model", "family", "res", "parameters")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  description")
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    return 0
+
+
+# -- generate ------------------------------------------------------------------------------------
+def _generate(argv: list[str]) -> int:
+    from .sampling.generate import add_generate_args, run_generate
+
+    parser = argparse.ArgumentParser(
+        prog="ganzoo generate",
+        description="Draw images from a trained checkpoint (EMA weights by default): seeded grids, truncation,\n"
+        "latent interpolations and style-mixing grids. Outputs go to <run>/generated/ unless --out is given.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  ganzoo generate RUN --n 64 --seed 0                      # 8x8 grid from seed 0\n"
+        "  ganzoo generate RUN --seeds 0-15 --psi 0.7               # one image per seed, truncated (style GANs)\n"
+        "  ganzoo generate RUN --mode interp --seeds 1,2,3 --steps 24 --gif --pingpong\n"
+        "  ganzoo generate RUN --mode interp --seeds 1,2 --space z  # slerp in Z (any GAN)\n"
+        "  ganzoo generate RUN --mode mix --rows 1,2,3 --cols 4,5,6 --crossover middle\n"
+        "see docs/sampling.md",
+    )
+    add_generate_args(parser)
+    args = parser.parse_args(argv)
+    for path in run_generate(args):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print(f"\ncommands: {', '.join(COMMANDS)}")
+        return 0 if argv else 1
+    command, rest = argv[0], argv[1:]
+    handlers = {"train": _train, "generate": _generate, "list": _list}
+    if command not in handlers:
+        import difflib
+
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        print(f"error: unknown command {command!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return handlers[command](rest)
+    except GanzooError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sampling tools: image grids and files, truncation, interpolation, style mixing."""

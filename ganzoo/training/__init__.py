@@ -1,0 +1,1 @@
+"""Generic training: loop, EMA, checkpoints, loggers, rank awareness."""

@@ -1,0 +1,444 @@
+"""The generic training loop. It knows the contracts in ``ganzoo.bundle`` and nothing of any family.
+
+Per step: ask the schedule for the state at the current images-seen count, draw a real batch,
+run every due phase (module, optimizer, interval, repeats, loss), update the EMA copy, then
+log, draw sample grids and checkpoint on their intervals. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .. import __version__
+from ..bundle import Batch, Bundle, Phase, StepContext
+from ..data import build_dataset, build_loader
+from ..errors import CheckpointError, ConfigError, GanzooError
+from ..registry import build_model
+from ..sampling.images import save_grid
+from . import distributed as dist
+from .checkpoint import load_module_weights, load_snapshot, rng_state, save_snapshot, set_rng_state
+from .ema import make_ema, update_ema
+from .loggers import JSONLLogger, MultiLogger, WandbLogger
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"trainer.device={name!r} is not a device; use auto, cpu, cuda, cuda:1 or mps") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA GPU is visible; use trainer.device=auto or cpu")
+    return device
+
+
+def model_kwargs(model_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Split the ``model:`` config group into the registry name and builder keyword arguments."""
+    cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+    if "name" not in cfg:
+        raise ConfigError("the model config has no 'name:' (the registry key); pick one with model=<name>")
+    name = cfg.pop("name")
+    return name, cfg
+
+
+def build_bundle(model_cfg: Mapping[str, Any], *, num_classes: int = 0) -> Bundle:
+    """Build the bundle described by a ``model:`` config; ``c_dim: auto`` takes the data's classes."""
+    name, kwargs = model_kwargs(model_cfg)
+    if kwargs.get("c_dim") == "auto":
+        kwargs["c_dim"] = num_classes
+    return build_model(name, **kwargs)
+
+
+class _Stop:
+    """Turns the first Ctrl-C into a clean stop with a checkpoint; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _Stop:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not in the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort)...", flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Runs one training job described by a composed Hydra config in ``run_dir``."""
+
+    def __init__(self, cfg: DictConfig, run_dir: str | Path):
+        self.cfg = cfg
+        self.tcfg = cfg.trainer
+        self.run_dir = Path(run_dir)
+        self.device = select_device(str(self.tcfg.device))
+        dist.init_from_env(self.device)
+        self.is_main = dist.is_main()
+        self.seed = int(cfg.seed)
+        torch.manual_seed(self.seed)
+        if self.tcfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+        # Model first (its resolution and channels decide how the data is prepared).
+        self.bundle = build_bundle(cfg.model, num_classes=self._peek_num_classes())
+        self.dataset = build_dataset(cfg.data, resolution=self.bundle.resolution, channels=self.bundle.channels)
+        probe_classes = self.dataset.num_classes
+        self.c_dim = self.bundle.c_dim
+        if self.c_dim > 0 and probe_classes == 0:
+            raise ConfigError(
+                f"model is class-conditional (c_dim={self.c_dim}) but dataset {cfg.data.name!r} has no labels; "
+                "set model.c_dim=0 or use labelled data (class subfolders for data=folder)"
+            )
+        if self.c_dim > 0 and probe_classes > self.c_dim:
+            raise ConfigError(
+                f"dataset {cfg.data.name!r} has {probe_classes} classes but model.c_dim={self.c_dim}; "
+                f"set model.c_dim={probe_classes} (or model.c_dim=auto)"
+            )
+
+        self.modules: dict[str, nn.Module] = {k: m.to(self.device) for k, m in self.bundle.modules.items()}
+        for m in self.modules.values():
+            dist.broadcast_module(m)
+        self.objective = self.bundle.objective.to(self.device)
+        self.phases: list[Phase] = self.objective.phases
+        self.optimizers = {
+            name: spec.build(self.modules[name].parameters()) for name, spec in self.objective.optimizers.items()
+        }
+        ema_spec = self.bundle.ema if self.tcfg.ema else None
+        self.ema_spec = ema_spec
+        self.ema: dict[str, nn.Module] = {ema_spec.module: make_ema(self.modules[ema_spec.module])} if ema_spec else {}
+        self.step = 0
+        self.images_seen = 0
+        self.batch_size = int(self.tcfg.batch_size)
+        if self.batch_size % max(int(self.tcfg.accumulate), 1) != 0:
+            raise ConfigError(
+                f"trainer.batch_size={self.batch_size} is not divisible by trainer.accumulate={self.tcfg.accumulate}"
+            )
+        self._restored_rng: dict[str, Any] | None = None
+        if self.tcfg.resume:
+            self._resume(str(self.tcfg.resume))
+
+        self.autocast = (
+            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+            if str(self.tcfg.precision) == "bf16"
+            else nullcontext()
+        )
+        if str(self.tcfg.precision) not in ("fp32", "bf16"):
+            raise ConfigError(f"trainer.precision={self.tcfg.precision!r}; use fp32 or bf16")
+
+    # -- set-up helpers ------------------------------------------------------------------------
+    def _peek_num_classes(self) -> int:
+        """Classes of the data, needed before the model only when ``model.c_dim=auto``."""
+        if self.cfg.model.get("c_dim") != "auto":
+            return 0
+        return build_dataset(self.cfg.data, resolution=8, channels=3).num_classes
+
+    @property
+    def total_images(self) -> int:
+        if self.tcfg.steps is not None:
+            return int(self.tcfg.steps) * self.batch_size * dist.world_size()
+        return int(round(float(self.tcfg.kimg) * 1000))
+
+    def _done(self) -> bool:
+        if self.tcfg.steps is not None:
+            return self.step >= int(self.tcfg.steps)
+        return self.images_seen >= self.total_images
+
+    def _model_config_yaml(self) -> str:
+        return OmegaConf.to_yaml(self.cfg.model, resolve=True)
+
+    def _resume(self, path: str) -> None:
+        snap = load_snapshot(path)
+        if snap.model_name and snap.model_name != str(self.cfg.model.name):
+            raise CheckpointError(
+                f"checkpoint {str(snap.path)!r} was written by model {snap.model_name!r}, but this run is "
+                f"model={self.cfg.model.name}. Resume with model={snap.model_name}."
+            )
+        saved_model_cfg = snap.metadata.get("model_config")
+        if saved_model_cfg is not None and saved_model_cfg != self._model_config_yaml():
+            saved = OmegaConf.to_container(OmegaConf.create(saved_model_cfg))
+            now = OmegaConf.to_container(OmegaConf.create(self._model_config_yaml()))
+            diff = _dict_diff(saved, now)
+            raise CheckpointError(
+                f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
+                "Resume with the same model.* settings (they are in the run's config.yaml)."
+            )
+        for name, module in self.modules.items():
+            if name not in snap.weights:
+                raise CheckpointError(f"checkpoint {str(snap.path)!r} has no weights for module {name!r}")
+            load_module_weights(module, snap.weights[name], what=f"module {name}")
+        for name, module in self.ema.items():
+            load_module_weights(module, snap.ema.get(name, snap.weights[name]), what=f"EMA of {name}")
+        state = snap.state or {}
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.objective.load_state_dict(state.get("objective", {}))
+        self.step = int(state["step"])
+        self.images_seen = int(state["images_seen"])
+        self._restored_rng = state.get("rng")
+        self.resumed_from = snap.path
+
+    # -- checkpointing, sampling, logging ------------------------------------------------------
+    def save_checkpoint(self) -> Path | None:
+        if not self.is_main:
+            return None
+        state = {
+            "format": 1,
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "objective": self.objective.state_dict(),
+            "rng": rng_state(),
+            "ganzoo_version": __version__,
+        }
+        metadata = {
+            "model": str(self.cfg.model.name),
+            "model_config": self._model_config_yaml(),
+            "config": OmegaConf.to_yaml(self.cfg, resolve=True),
+            "images_seen": str(self.images_seen),
+            "step": str(self.step),
+            "ganzoo_version": __version__,
+        }
+        return save_snapshot(
+            self.run_dir / "checkpoints",
+            modules=self.modules,
+            ema=self.ema,
+            state=state,
+            metadata=metadata,
+            keep=int(self.tcfg.keep_checkpoints),
+        )
+
+    def _fixed_latents(self) -> dict[str, torch.Tensor | None]:
+        g = torch.Generator().manual_seed(int(self.tcfg.grid_seed))
+        n = int(self.tcfg.grid)
+        z_dim = int(self.bundle.info.get("z_dim", 0))
+        z = torch.randn(n, z_dim, generator=g) if z_dim else None
+        c = torch.arange(n) % self.c_dim if self.c_dim > 0 else None
+        return {"z": z, "c": c}
+
+    @torch.no_grad()
+    def save_samples(self, state: Mapping[str, Any]) -> Path | None:
+        if not self.is_main or int(self.tcfg.grid) <= 0:
+            return None
+        modules = {**self.modules, **self.ema}
+        latents = self._fixed_latents()
+        opts = self.bundle.sample_opts(state) if self.bundle.sample_opts else {}
+        was_training = {k: m.training for k, m in modules.items()}
+        for m in modules.values():
+            m.eval()
+        # Sampling must not disturb the training RNG stream (resume exactness).
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            chunks = []
+            for i in range(0, int(self.tcfg.grid), int(self.tcfg.batch_size)):
+                z = latents["z"][i : i + int(self.tcfg.batch_size)] if latents["z"] is not None else None
+                c = latents["c"][i : i + int(self.tcfg.batch_size)] if latents["c"] is not None else None
+                n = z.shape[0] if z is not None else min(int(self.tcfg.batch_size), int(self.tcfg.grid) - i)
+                chunks.append(self.bundle.sample(modules, n, z=z, c=c, **opts).float().cpu())
+            imgs = torch.cat(chunks)
+        for k, m in modules.items():
+            m.train(was_training[k])
+        path = self.run_dir / "samples" / f"fakes_{self.images_seen // 1000:06d}kimg.png"
+        save_grid(imgs, path)
+        return path
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _loader(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return build_loader(
+            self.dataset,
+            batch_size=batch_size,
+            seed=self.seed,
+            start=self.images_seen,
+            rank=dist.rank(),
+            world_size=dist.world_size(),
+            num_workers=int(self.tcfg.num_workers),
+            flip=bool(self.cfg.data.get("flip", False)),
+        )
+
+    def _next_batch(self, it: Iterator) -> Batch:
+        img, label = next(it)
+        img = img.to(self.device, non_blocking=True)
+        lab = label.to(self.device, non_blocking=True) if self.dataset.num_classes > 0 and self.c_dim > 0 else None
+        self.images_seen += img.shape[0] * dist.world_size()
+        return Batch(img, lab)
+
+    def _set_trainable(self, name: str) -> None:
+        for k, m in self.modules.items():
+            m.requires_grad_(k == name)
+
+    def _run_phase(self, phase: Phase, batch: Batch, ctx: StepContext, logs: dict[str, list]) -> None:
+        module = self.modules[phase.module]
+        opt = self.optimizers[phase.module]
+        self._set_trainable(phase.module)
+        opt.zero_grad(set_to_none=True)
+        parts = max(int(self.tcfg.accumulate), 1)
+        for micro in batch.split(parts):
+            with self.autocast:
+                loss, phase_logs = phase.loss(micro, ctx)
+            (loss.float() * (phase.interval / parts)).backward()
+            for k, v in phase_logs.items():
+                logs[k].append(v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v)))
+        dist.average_gradients(module)
+        opt.step()
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the budget is spent (or Ctrl-C), checkpointing on the way. Returns a summary."""
+        from tqdm.auto import tqdm
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        logger = self._make_logger()
+        if self._restored_rng is not None:
+            set_rng_state(self._restored_rng)
+        schedule = self.bundle.schedule
+        state = schedule.state(self.images_seen) if schedule else {}
+        bs = int(state.get("batch_size", self.batch_size))
+        it = self._loader(bs)
+        if self.is_main and self.images_seen == 0 and int(self.tcfg.grid) > 0:
+            save_grid(self._reals_for_grid(), self.run_dir / "samples" / "reals.png")
+        next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
+        next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
+        logs: dict[str, list] = defaultdict(list)
+        t_last, img_last, t_start = time.time(), self.images_seen, time.time()
+        bar = tqdm(total=self.total_images, initial=min(self.images_seen, self.total_images), unit="img",
+                   unit_scale=True, dynamic_ncols=True, disable=not (self.is_main and self.tcfg.progress),
+                   desc=f"{self.cfg.model.name}")
+        last_ckpt: Path | None = None
+        try:
+            with _Stop() as stop:
+                while not self._done():
+                    state = schedule.state(self.images_seen) if schedule else {}
+                    new_bs = int(state.get("batch_size", self.batch_size))
+                    if new_bs != bs:
+                        bs, it = new_bs, self._loader(new_bs)
+                    before = self.images_seen
+                    ctx = StepContext(self.modules, state, self.step, self.images_seen, self.device, self.c_dim)
+                    batch = self._next_batch(it)
+                    for phase in self.phases:
+                        if self.step % phase.interval != 0 or (phase.active is not None and not phase.active(ctx)):
+                            continue
+                        for r in range(phase.repeats):
+                            b = self._next_batch(it) if (r > 0 and phase.needs_batch) else batch
+                            self._run_phase(phase, b, ctx, logs)
+                    self.step += 1
+                    for name, ema in self.ema.items():
+                        update_ema(ema, self.modules[name], self.ema_spec.beta(bs, self.images_seen))
+                    bar.update(min(self.images_seen, self.total_images) - min(before, self.total_images))
+
+                    if self.step % int(self.tcfg.log_every) == 0 or self._done():
+                        now = time.time()
+                        record = self._summarise(logs, state, (self.images_seen - img_last) / max(now - t_last, 1e-9))
+                        record["time_s"] = round(now - t_start, 3)
+                        t_last, img_last = now, self.images_seen
+                        logs.clear()
+                        if self.is_main:
+                            logger.log(record)
+                            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in record.items()
+                                             if k.startswith("loss/")} | {"img/s": f"{record['img_per_s']:.0f}"})
+                    if self.images_seen >= next_sample or self._done():
+                        path = self.save_samples(state)
+                        if path is not None:
+                            logger.log_image("samples", path, self.step)
+                        next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
+                    if self.images_seen >= next_ckpt or self._done() or stop.requested:
+                        last_ckpt = self.save_checkpoint()
+                        next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
+                    if stop.requested:
+                        break
+        except torch.OutOfMemoryError as err:
+            raise GanzooError(
+                f"out of memory at step {self.step} with batch size {bs}: lower trainer.batch_size, or keep it and "
+                f"set trainer.accumulate=2 (or more). The last checkpoint ({last_ckpt or 'none yet'}) is intact; "
+                "resume with trainer.resume=<run folder>."
+            ) from err
+        finally:
+            bar.close()
+            logger.close()
+        return {"step": self.step, "images_seen": self.images_seen, "checkpoint": str(last_ckpt) if last_ckpt else None,
+                "run_dir": str(self.run_dir)}
+
+    def _reals_for_grid(self) -> torch.Tensor:
+        n = min(int(self.tcfg.grid), len(self.dataset))
+        g = torch.Generator().manual_seed(int(self.tcfg.grid_seed))
+        idx = torch.randperm(len(self.dataset), generator=g)[:n].tolist()
+        return torch.stack([self.dataset[i][0] for i in idx])
+
+    def _summarise(self, logs: Mapping[str, list], state: Mapping[str, Any], img_per_s: float) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "step": self.step,
+            "kimg": round(self.images_seen / 1000, 3),
+            "img_per_s": round(img_per_s, 2),
+        }
+        for k, vals in logs.items():
+            record[k] = float(torch.stack(vals).mean())
+        for k, v in dict(state.get("log", {})).items():
+            record[f"schedule/{k}"] = float(v)
+        if self.device.type == "cuda":
+            record["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+        bad = [k for k, v in record.items() if k.startswith("loss/") and not math.isfinite(v)]
+        if bad:
+            raise GanzooError(
+                f"training diverged at step {self.step}: {', '.join(bad)} is not finite. The last checkpoint is "
+                "intact; try a lower learning rate (model.optim.G.lr / model.optim.D.lr) or trainer.precision=fp32."
+            )
+        return record
+
+    def _make_logger(self) -> MultiLogger:
+        loggers: list[Any] = []
+        if self.is_main:
+            loggers.append(JSONLLogger(self.run_dir / "metrics.jsonl"))
+            lcfg = self.cfg.logger
+            if lcfg.get("wandb", False):
+                loggers.append(
+                    WandbLogger(self.run_dir, OmegaConf.to_container(self.cfg, resolve=True), project=str(lcfg.project),
+                                mode=str(lcfg.mode), entity=lcfg.get("entity"), name=lcfg.get("name"),
+                                tags=list(lcfg.get("tags") or []))
+                )
+        return MultiLogger(loggers)
+
+
+def _next_multiple(value: int, every: float) -> float:
+    if every <= 0:
+        return math.inf
+    return (math.floor(value / every) + 1) * every
+
+
+def _dict_diff(a: Any, b: Any, prefix: str = "model") -> str:
+    """A short description of where two nested dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        diffs = []
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                diffs.append(_dict_diff(a.get(k), b.get(k), f"{prefix}.{k}"))
+        return "; ".join(diffs[:5])
+    return f"{prefix}: checkpoint {json.dumps(a)} vs now {json.dumps(b)}"

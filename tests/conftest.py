@@ -1,0 +1,49 @@
+"""Shared fixtures: composing the real Hydra config and running tiny trainings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def compose(overrides: list[str] | None = None):
+    """The config ``ganzoo train <overrides>`` would run with (hydra section left out)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from ganzoo.cli import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=list(overrides or []))
+
+
+SMOKE = ["model=dcgan_tiny", "trainer=smoke", "trainer.device=cpu"]
+
+
+@pytest.fixture
+def smoke_cfg():
+    """A function returning a tiny-config composition with extra overrides."""
+
+    def make(*extra: str):
+        return compose(SMOKE + list(extra))
+
+    return make
+
+
+@pytest.fixture
+def train_run(tmp_path: Path):
+    """Train with the tiny config into ``tmp_path/<name>`` and return (trainer, summary)."""
+    from ganzoo.training.trainer import Trainer
+
+    def run(*extra: str, name: str = "run"):
+        cfg = compose(SMOKE + list(extra))
+        trainer = Trainer(cfg, tmp_path / name)
+        return trainer, trainer.fit()
+
+    return run

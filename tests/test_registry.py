@@ -1,0 +1,90 @@
+"""Registry behaviour, and shapes + gradients for every registered model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganzoo.bundle import count_params
+from ganzoo.errors import ConfigError
+from ganzoo.registry import build_model, get_entry, list_models, register_model
+
+SMALL = 8_000_000  # models above this many parameters are exercised in the slow suite only
+
+
+def test_list_contains_baseline():
+    names = list_models()
+    assert {"dcgan", "dcgan_tiny"} <= set(names)
+    assert get_entry("dcgan").family == "baseline"
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ConfigError) as err:
+        build_model("dcgna")
+    msg = str(err.value)
+    assert "Did you mean 'dcgan'" in msg and "Known models:" in msg and "ganzoo list" in msg
+
+
+def test_unknown_option_lists_allowed():
+    with pytest.raises(ConfigError, match=r"has no option\(s\) \['colour'\]"):
+        build_model("dcgan", colour=1)
+    with pytest.raises(ConfigError, match=r"model.G \(dcgan\) has no option\(s\) \['depth'\]. Allowed"):
+        build_model("dcgan", G={"depth": 3})
+
+
+def test_duplicate_registration_rejected():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("dcgan", family="baseline", builder=lambda: None)
+
+
+def test_dcgan_official_parameter_counts():
+    """PyTorch DCGAN example / paper configuration at 64x64 (nz=100, ngf=ndf=64, nc=3)."""
+    b = build_model("dcgan")
+    assert count_params(b.modules["G"]) == 3_576_704
+    assert count_params(b.modules["D"]) == 2_765_568
+
+
+@pytest.mark.parametrize("res", [12, 4, 100])
+def test_impossible_resolution(res):
+    with pytest.raises(ConfigError, match=f"cannot produce resolution {res}"):
+        build_model("dcgan", resolution=res)
+
+
+def _exercise(name: str) -> None:
+    torch.manual_seed(0)
+    bundle = build_model(name)
+    G, D = bundle.modules["G"], bundle.modules["D"]
+    n, c = 2, None
+    if bundle.c_dim > 0:
+        c = torch.tensor([0, 1]) % bundle.c_dim
+    opts = bundle.sample_opts(bundle.schedule.state(10**9)) if bundle.sample_opts and bundle.schedule else {}
+    img = bundle.sample(bundle.modules, n, c=c, **opts)
+    assert img.shape == (n, bundle.channels, bundle.resolution, bundle.resolution)
+    assert torch.isfinite(img).all()
+    logits = D(img, c, **opts)
+    assert logits.shape[0] == n and torch.isfinite(logits).all()
+    logits.float().mean().backward()
+    for mod_name, mod in (("G", G), ("D", D)):
+        grads = [p.grad for p in mod.parameters() if p.requires_grad]
+        assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), f"{name}.{mod_name} got no gradient"
+
+
+def _names(small: bool) -> list[str]:
+    out = []
+    for name in list_models():
+        b = build_model(name)
+        total = sum(count_params(m) for m in b.modules.values())
+        if (total <= SMALL) == small:
+            out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("name", _names(small=True))
+def test_small_models_shapes_and_gradients(name):
+    _exercise(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _names(small=False))
+def test_large_models_shapes_and_gradients(name):
+    _exercise(name)
