@@ -1,0 +1,115 @@
+"""Data: embedded datasets, image folders, torchvision datasets, and a resumable batch stream.
+
+``build_dataset(cfg, resolution=..., channels=...)`` reads the Hydra ``data:`` group::
+
+    name: fashion        # fashion | emoji (embedded); cifar10 | mnist | fashion_mnist | celeba | lsun; folder
+    root: null           # folder: required; torchvision sets: default ~/.cache/ganzoo/datasets/<name>
+    split: train         # train | test (celeba also valid | all; lsun train | valid); folder: ignored
+    fit: crop            # crop | pad | stretch (see ganzoo.data.transforms)
+    flip: false          # random horizontal flips; pass `flip=dataset.flip` to build_loader
+    max_images: null     # keep only the first N images in dataset order
+    download: true       # torchvision sets only
+    lsun_classes: null   # lsun only: categories, e.g. [church_outdoor]
+    verify: true         # folder only: decode every file at start and skip unreadable ones
+
+``build_loader(dataset, batch_size=..., seed=..., start=images_seen, ...)`` gives the batches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ganzoo.data.base import ImageDataset, check_geometry, check_max_images
+from ganzoo.data.embedded import EMBEDDED_FILES, EmbeddedDataset
+from ganzoo.data.folder import IMAGE_EXTENSIONS, ImageFolderDataset
+from ganzoo.data.loader import StreamLoader, build_loader
+from ganzoo.data.torchvision_sets import TORCHVISION_SETS, TorchvisionDataset, default_root
+from ganzoo.data.transforms import FIT_MODES
+from ganzoo.errors import ConfigError
+
+DATASET_NAMES = (*EMBEDDED_FILES, *TORCHVISION_SETS, "folder")
+DATA_KEYS = ("name", "root", "split", "fit", "flip", "max_images", "download", "lsun_classes", "verify")
+DEFAULTS: dict[str, Any] = {
+    "root": None,
+    "split": "train",
+    "fit": "crop",
+    "flip": False,
+    "max_images": None,
+    "download": True,
+    "lsun_classes": None,
+    "verify": True,
+}
+
+__all__ = [
+    "DATASET_NAMES",
+    "FIT_MODES",
+    "IMAGE_EXTENSIONS",
+    "EmbeddedDataset",
+    "ImageDataset",
+    "ImageFolderDataset",
+    "StreamLoader",
+    "TorchvisionDataset",
+    "build_dataset",
+    "build_loader",
+    "default_root",
+]
+
+
+def _plain(cfg: Mapping) -> dict[str, Any]:
+    """A plain dict from a DictConfig or mapping (lists stay lists)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def _unknown_name(name: Any) -> ConfigError:
+    close = difflib.get_close_matches(str(name).lower(), DATASET_NAMES, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return ConfigError(
+        f"unknown dataset data.name={name!r}.{hint} Known datasets: {', '.join(DATASET_NAMES)}."
+    )
+
+
+def build_dataset(cfg: Mapping, *, resolution: int, channels: int) -> ImageDataset:
+    """Build the dataset described by the ``data:`` config group (see the module docstring)."""
+    opts = _plain(cfg)
+    unknown = sorted(set(opts) - set(DATA_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in data: {', '.join(unknown)}. Allowed keys: {', '.join(DATA_KEYS)}."
+        )
+    if "name" not in opts or opts["name"] is None:
+        raise ConfigError(f"data.name is missing; choose one of {', '.join(DATASET_NAMES)}.")
+    opts = {**DEFAULTS, **opts}
+    name = opts["name"]
+    if name not in DATASET_NAMES:
+        raise _unknown_name(name)
+    check_geometry(resolution, channels)
+    check_max_images(opts["max_images"])
+    if opts["fit"] not in FIT_MODES:
+        raise ConfigError(f"data.fit={opts['fit']!r} is not known; use one of {', '.join(FIT_MODES)}.")
+    common = dict(
+        resolution=resolution,
+        channels=channels,
+        fit=opts["fit"],
+        flip=bool(opts["flip"]),
+        max_images=opts["max_images"],
+    )
+    if name in EMBEDDED_FILES:
+        return EmbeddedDataset(name, split=opts["split"], **common)
+    if name == "folder":
+        if opts["root"] is None:
+            raise ConfigError("data=folder needs a directory: set data.root=/path/to/images.")
+        return ImageFolderDataset(opts["root"], verify=bool(opts["verify"]), **common)
+    return TorchvisionDataset(
+        name,
+        root=opts["root"],
+        split=opts["split"],
+        download=bool(opts["download"]),
+        lsun_classes=opts["lsun_classes"],
+        **common,
+    )
