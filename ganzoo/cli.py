@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import GanzooError
 
-COMMANDS = ("train", "generate", "list")
+COMMANDS = ("train", "generate", "eval", "bench", "list")
 
 
 def config_dir() -> Path:
@@ -103,6 +103,66 @@ def _generate(argv: list[str]) -> int:
     return 0
 
 
+# -- eval ----------------------------------------------------------------------------------------
+def _eval(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ganzoo eval",
+        description="Score a checkpoint (EMA weights by default) against the data it was trained on. Results, "
+        "with their provenance, are appended to <run>/eval.jsonl.",
+    )
+    parser.add_argument("checkpoint", help="run folder, checkpoints/ folder or snapshot-*.safetensors")
+    parser.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr, is (default fid,kid,pr)")
+    parser.add_argument("--num-fake", type=int, default=10_000, help="generated images (default 10000)")
+    parser.add_argument("--num-real", type=int, default=None, help="real images (default: the whole split)")
+    parser.add_argument("--split", default="train", help="reference split of the training data (default train)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
+    parser.add_argument("--psi", type=float, default=None, help="truncation psi (style-based models)")
+    parser.add_argument("--weights", default=None, help="Inception weights file (TorchScript)")
+    parser.add_argument("--no-download", action="store_true", help="never download feature weights")
+    parser.add_argument("--cache-dir", default=None, help="reference-statistics cache (default ~/.cache/ganzoo)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--raw", action="store_true", help="score the trained weights, not the EMA copy")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    from .evaluation import EvalProtocol, evaluate_checkpoint
+
+    protocol = EvalProtocol.from_config(
+        {"metrics": args.metrics, "num_fake": args.num_fake, "num_real": args.num_real, "split": args.split,
+         "seed": args.seed, "truncation_psi": args.psi, "weights": args.weights,
+         "allow_download": not args.no_download, "cache_dir": args.cache_dir, "batch_size": args.batch}
+    )
+    result, out = evaluate_checkpoint(args.checkpoint, protocol, ema=not args.raw, device=args.device)
+    for k, v in result.values.items():
+        print(f"{k:>10}: {v:.6g}")
+    for k, why in result.skipped.items():
+        print(f"{k:>10}: skipped ({why})")
+    print(f"written to {out}")
+    return 0
+
+
+# -- bench ---------------------------------------------------------------------------------------
+def _bench(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ganzoo bench",
+        description="Train several models on one dataset with one budget and seeds, score them with one protocol, "
+        "and write table.md, table.csv, plots and sample grids. Interrupted runs are resumed.",
+        epilog="examples: ganzoo bench cpu | ganzoo bench cpu models=[dcgan,stylegan2] seeds=[0,1] kimg=5 | "
+        "ganzoo bench gpu_cifar10",
+    )
+    parser.add_argument("preset", nargs="?", default="cpu", help="conf/bench/<preset>.yaml or a yaml path")
+    parser.add_argument("overrides", nargs="*", help="key=value (models=[a,b], seeds=[0,1], kimg=10, eval.num_fake=..)")
+    parser.add_argument("--out", default=None, help="output folder (default: the preset's out)")
+    args = parser.parse_args(argv)
+    from .benchmark import load_preset, run_bench
+
+    cfg = load_preset(args.preset, args.overrides)
+    command = "ganzoo bench " + " ".join([args.preset, *args.overrides] + (["--out", args.out] if args.out else []))
+    table = run_bench(cfg, command=command, out=args.out)
+    print(table.read_text())
+    print(f"written to {table.parent}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -110,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncommands: {', '.join(COMMANDS)}")
         return 0 if argv else 1
     command, rest = argv[0], argv[1:]
-    handlers = {"train": _train, "generate": _generate, "list": _list}
+    handlers = {"train": _train, "generate": _generate, "eval": _eval, "bench": _bench, "list": _list}
     if command not in handlers:
         import difflib
 

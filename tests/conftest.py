@@ -14,13 +14,9 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 def compose(overrides: list[str] | None = None):
     """The config ``ganzoo train <overrides>`` would run with (hydra section left out)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from ganzoo.training.config import compose_train_config
 
-    from ganzoo.cli import config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=list(overrides or []))
+    return compose_train_config(overrides)
 
 
 SMOKE = ["model=dcgan_tiny", "trainer=smoke", "trainer.device=cpu"]

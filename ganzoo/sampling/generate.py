@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from omegaconf import OmegaConf
 from torch import nn
 
 from ..bundle import Bundle
 from ..errors import CheckpointError, ConfigError
-from ..training.checkpoint import load_module_weights, load_snapshot
+from ..training.checkpoint import Snapshot, load_module_weights, load_snapshot
 from ..training.trainer import build_bundle, select_device
 from .images import save_gif, save_grid, save_individual, to_uint8
 from .interpolation import interpolate, seed_latents
@@ -32,9 +33,12 @@ from .style_mixing import style_mixing_grid
 from .truncation import is_style_generator, require_style
 
 
-def load_generator(path: str, *, ema: bool = True, device: str = "auto") -> tuple[Bundle, dict[str, nn.Module], dict]:
-    """Load ``(bundle, modules ready to sample, schedule state)`` from a run folder or snapshot."""
-    snap = load_snapshot(path, with_state=False)
+def load_generator(
+    path: str | Snapshot, *, ema: bool = True, device: str = "auto"
+) -> tuple[Bundle, dict[str, nn.Module], dict]:
+    """Load ``(bundle, modules ready to sample, schedule state)`` from a run folder, snapshot file
+    or an already loaded :class:`Snapshot`."""
+    snap = path if isinstance(path, Snapshot) else load_snapshot(path, with_state=False)
     model_yaml = snap.metadata.get("model_config")
     if not model_yaml:
         raise CheckpointError(f"{str(snap.path)!r} carries no model config; it was not written by `ganzoo train`")
@@ -60,7 +64,7 @@ def parse_opts(pairs: list[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise ConfigError(f"--opt expects key=value, got {pair!r}")
         k, v = pair.split("=", 1)
-        out[k] = OmegaConf.create({"v": v})["v"] if v else v
+        out[k] = yaml.safe_load(v) if v else v
     return out
 
 

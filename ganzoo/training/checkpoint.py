@@ -103,9 +103,15 @@ def save_snapshot(
     state: dict[str, Any],
     metadata: Mapping[str, str],
     keep: int = 3,
+    name: str | None = None,
 ) -> Path:
-    """Write one snapshot atomically and prune older ones beyond ``keep`` (0 keeps all)."""
-    name = f"snapshot-{int(state['images_seen']):010d}"
+    """Write one snapshot atomically and prune older ones beyond ``keep`` (0 keeps all).
+
+    With ``name`` (e.g. ``"best"``) the snapshot is written under that name and neither
+    ``latest.json`` nor the pruning of numbered snapshots is touched.
+    """
+    named = name is not None
+    name = name or f"snapshot-{int(state['images_seen']):010d}"
     tensors: dict[str, torch.Tensor] = {}
     for mod_name, mod in modules.items():
         tensors.update({f"{mod_name}.{k}": v for k, v in _contiguous(mod.state_dict()).items()})
@@ -115,13 +121,13 @@ def save_snapshot(
     weights_path = ckpt_dir / f"{name}.safetensors"
     atomic_write(weights_path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     atomic_write(ckpt_dir / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
+    if named:
+        return weights_path
     pointer = {"name": name, "images_seen": int(state["images_seen"]), "step": int(state["step"])}
     atomic_write(ckpt_dir / "latest.json", lambda tmp: Path(tmp).write_text(json.dumps(pointer)))
     if keep > 0:
         snaps = sorted(ckpt_dir.glob("snapshot-*.safetensors"))
         for old in snaps[:-keep]:
-            if old.stem == "best":
-                continue
             old.unlink(missing_ok=True)
             old.with_name(old.name.replace(".safetensors", ".state.pt")).unlink(missing_ok=True)
     return weights_path

@@ -145,6 +145,21 @@ class Trainer:
                 f"trainer.batch_size={self.batch_size} is not divisible by trainer.accumulate={self.tcfg.accumulate}"
             )
         self._restored_rng: dict[str, Any] | None = None
+        self._t_start, self._eval_s = time.time(), 0.0
+        self.best: float | None = None
+        self.evaluator = None
+        ecfg = self.tcfg.get("eval")
+        if ecfg is not None and ecfg.get("every_kimg") is not None:
+            from ..evaluation import EvalProtocol, Evaluator
+
+            proto_cfg = {k: v for k, v in OmegaConf.to_container(ecfg, resolve=True).items()
+                         if k not in ("every_kimg", "best_metric")}
+            self.evaluator = Evaluator(EvalProtocol.from_config(proto_cfg), cfg.data, resolution=self.bundle.resolution,
+                                       channels=self.bundle.channels, device=self.device)
+            self.best_metric = ecfg.get("best_metric")
+            if self.best_metric is not None and self.best_metric not in _METRIC_DIRECTION:
+                raise ConfigError(f"trainer.eval.best_metric={self.best_metric!r}; choose from "
+                                  f"{sorted(_METRIC_DIRECTION)} or null")
         if self.tcfg.resume:
             self._resume(str(self.tcfg.resume))
 
@@ -164,12 +179,20 @@ class Trainer:
         return build_dataset(self.cfg.data, resolution=8, channels=3).num_classes
 
     @property
+    def train_time(self) -> float:
+        """Seconds of this session spent training (wall time less periodic evaluation)."""
+        return time.time() - self._t_start - self._eval_s
+
+    @property
     def total_images(self) -> int:
         if self.tcfg.steps is not None:
             return int(self.tcfg.steps) * self.batch_size * dist.world_size()
         return int(round(float(self.tcfg.kimg) * 1000))
 
     def _done(self) -> bool:
+        minutes = self.tcfg.get("minutes")
+        if minutes is not None and self.train_time >= 60.0 * float(minutes):
+            return True
         if self.tcfg.steps is not None:
             return self.step >= int(self.tcfg.steps)
         return self.images_seen >= self.total_images
@@ -206,10 +229,11 @@ class Trainer:
         self.step = int(state["step"])
         self.images_seen = int(state["images_seen"])
         self._restored_rng = state.get("rng")
+        self.best = state.get("best")
         self.resumed_from = snap.path
 
     # -- checkpointing, sampling, logging ------------------------------------------------------
-    def save_checkpoint(self) -> Path | None:
+    def save_checkpoint(self, name: str | None = None) -> Path | None:
         if not self.is_main:
             return None
         state = {
@@ -219,6 +243,7 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "objective": self.objective.state_dict(),
             "rng": rng_state(),
+            "best": self.best,
             "ganzoo_version": __version__,
         }
         metadata = {
@@ -236,6 +261,7 @@ class Trainer:
             state=state,
             metadata=metadata,
             keep=int(self.tcfg.keep_checkpoints),
+            name=name,
         )
 
     def _fixed_latents(self) -> dict[str, torch.Tensor | None]:
@@ -270,6 +296,28 @@ class Trainer:
         path = self.run_dir / "samples" / f"fakes_{self.images_seen // 1000:06d}kimg.png"
         save_grid(imgs, path)
         return path
+
+    def evaluate(self, state: Mapping[str, Any], logger: MultiLogger) -> dict[str, float]:
+        """Score the EMA generator with the configured protocol; keep ``checkpoints/best.*``."""
+        from ..metrics import write_metrics_jsonl
+
+        modules = {**self.modules, **self.ema}
+        result = self.evaluator(self.bundle, modules, state, images_seen=self.images_seen)
+        if not self.is_main:
+            return result.values
+        write_metrics_jsonl(self.run_dir / "eval.jsonl", result.records)
+        record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3), "time_s": round(self.train_time, 3)}
+        record.update({f"eval/{k}": v for k, v in result.values.items()})
+        logger.log(record)
+        if self.best_metric is not None:
+            key, sign = _METRIC_DIRECTION[self.best_metric]
+            value = result.values.get(key)
+            if value is not None and (self.best is None or sign * value < sign * self.best):
+                self.best = value
+                self.save_checkpoint(name="best")
+                (self.run_dir / "checkpoints" / "best.json").write_text(
+                    json.dumps({"metric": key, "value": value, "images_seen": self.images_seen, "step": self.step}))
+        return result.values
 
     # -- the loop ------------------------------------------------------------------------------
     def _loader(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -328,8 +376,11 @@ class Trainer:
             save_grid(self._reals_for_grid(), self.run_dir / "samples" / "reals.png")
         next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
         next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
+        eval_every = float(self.tcfg.eval.every_kimg) * 1000 if self.evaluator is not None else 0.0
+        next_eval = _next_multiple(self.images_seen, eval_every)
+        self._t_start, self._eval_s = time.time(), 0.0
         logs: dict[str, list] = defaultdict(list)
-        t_last, img_last, t_start = time.time(), self.images_seen, time.time()
+        t_last, img_last = 0.0, self.images_seen
         bar = tqdm(total=self.total_images, initial=min(self.images_seen, self.total_images), unit="img",
                    unit_scale=True, dynamic_ncols=True, disable=not (self.is_main and self.tcfg.progress),
                    desc=f"{self.cfg.model.name}")
@@ -356,9 +407,10 @@ class Trainer:
                     bar.update(min(self.images_seen, self.total_images) - min(before, self.total_images))
 
                     if self.step % int(self.tcfg.log_every) == 0 or self._done():
-                        now = time.time()
+                        now = self.train_time
                         record = self._summarise(logs, state, (self.images_seen - img_last) / max(now - t_last, 1e-9))
-                        record["time_s"] = round(now - t_start, 3)
+                        record["time_s"] = round(now, 3)
+                        record["wall_s"] = round(time.time() - self._t_start, 3)
                         t_last, img_last = now, self.images_seen
                         logs.clear()
                         if self.is_main:
@@ -370,6 +422,11 @@ class Trainer:
                         if path is not None:
                             logger.log_image("samples", path, self.step)
                         next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
+                    if self.evaluator is not None and (self.images_seen >= next_eval or self._done()):
+                        t_eval = time.time()
+                        self.evaluate(state, logger)
+                        self._eval_s += time.time() - t_eval
+                        next_eval = _next_multiple(self.images_seen, eval_every)
                     if self.images_seen >= next_ckpt or self._done() or stop.requested:
                         last_ckpt = self.save_checkpoint()
                         next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
@@ -425,6 +482,16 @@ class Trainer:
                                 tags=list(lcfg.get("tags") or []))
                 )
         return MultiLogger(loggers)
+
+
+# metric -> (key in MetricsResult.values, +1 if lower is better else -1)
+_METRIC_DIRECTION = {
+    "fid": ("fid", 1),
+    "kid": ("kid_mean", 1),
+    "precision": ("precision", -1),
+    "recall": ("recall", -1),
+    "is": ("is_mean", -1),
+}
 
 
 def _next_multiple(value: int, every: float) -> float:

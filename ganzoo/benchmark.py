@@ -1,0 +1,270 @@
+"""``ganzoo bench``: train several models on one dataset with one budget and seeds, score them all
+with one protocol, and write ``table.md``, ``table.csv``, plots and a sample grid per model.
+
+A preset is a yaml file in ``conf/bench/`` (``cpu``, ``gpu_cifar10``); any key can be overridden
+with ``key=value`` arguments. Runs go to ``<out>/runs/<model>_s<seed>/`` and are resumed if they
+were interrupted, so a benchmark can be stopped and restarted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from . import __version__
+from .bundle import count_params
+from .errors import ConfigError
+from .registry import build_model, list_models
+
+# Lower is better for these; higher for the rest.
+LOWER_IS_BETTER = {"fid", "kid_mean"}
+METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "precision": "Precision", "recall": "Recall", "is_mean": "IS"}
+
+
+def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """A bench preset from ``conf/bench/<name>.yaml`` (or a path), with ``key=value`` overrides."""
+    from .cli import config_dir
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = config_dir() / "bench" / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (config_dir() / "bench").glob("*.yaml"))
+        raise ConfigError(f"no bench preset {name_or_path!r}; known presets: {known} (or pass a yaml path)")
+    cfg = OmegaConf.load(path)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"bench override {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        OmegaConf.update(cfg, key, yaml.safe_load(value) if value else value, merge=False)
+    unknown = set(name for name in cfg.models if name not in list_models())
+    if unknown:
+        raise ConfigError(f"bench preset lists unknown models {sorted(unknown)}; see `ganzoo list`")
+    return cfg
+
+
+def _machine() -> dict[str, Any]:
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": __import__("os").cpu_count(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "ganzoo": __version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path) -> list[str]:
+    ev = cfg.eval
+    out = [
+        f"model={model}",
+        f"data={cfg.data}",
+        f"seed={seed}",
+        f"trainer.kimg={cfg.kimg}",
+        f"trainer.eval.every_kimg={ev.every_kimg}",
+        f"trainer.eval.metrics=[{','.join(ev.metrics)}]",
+        f"trainer.eval.num_fake={ev.num_fake}",
+        f"trainer.eval.num_real={'null' if ev.num_real is None else ev.num_real}",
+        f"trainer.eval.split={ev.split}",
+        f"trainer.eval.best_metric={ev.metrics[0] if ev.metrics[0] != 'pr' else 'precision'}",
+        "trainer.progress=false",
+        "trainer.log_every=10",
+    ]
+    if cfg.get("minutes") is not None:
+        out.append(f"trainer.minutes={cfg.minutes}")
+    if ev.get("weights"):
+        out.append(f"trainer.eval.weights={ev.weights}")
+    out += list(cfg.get("overrides") or [])
+    out += list((cfg.get("model_overrides") or {}).get(model, []) or [])
+    if (run_dir / "checkpoints" / "latest.json").exists():
+        out.append(f"trainer.resume={run_dir}")
+    return out
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]:
+    """Train (or finish training) one model/seed and return its summary row."""
+    from .training.config import compose_train_config
+    from .training.trainer import Trainer
+
+    run_dir = out / "runs" / f"{model}_s{seed}"
+    done_marker = run_dir / "bench_done.json"
+    if not done_marker.exists():
+        train_cfg = compose_train_config(_train_overrides(cfg, model, seed, run_dir))
+        t0 = time.time()
+        Trainer(train_cfg, run_dir).fit()
+        done_marker.write_text(json.dumps({"wall_s": time.time() - t0}))
+    rows = _read_jsonl(run_dir / "metrics.jsonl")
+    evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
+    train_rows = [r for r in rows if "img_per_s" in r]
+    final = evals[-1] if evals else {}
+    bundle = build_model(model)
+    return {
+        "model": model,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "params_G": count_params(bundle.modules["G"]),
+        "params_D": count_params(bundle.modules["D"]),
+        "resolution": bundle.resolution,
+        "kimg": train_rows[-1]["kimg"] if train_rows else 0.0,
+        "train_time_s": train_rows[-1].get("time_s", 0.0) if train_rows else 0.0,
+        # The first interval includes start-up (data, first-call overheads): skip it when there are others.
+        "img_per_s": statistics.median([r["img_per_s"] for r in (train_rows[1:] or train_rows)] or [0.0]),
+        "final": {k[len("eval/"):]: v for k, v in final.items() if k.startswith("eval/")},
+        "curve": [{"kimg": r["kimg"], "time_s": r["time_s"], **{k[5:]: v for k, v in r.items()
+                   if k.startswith("eval/")}} for r in evals],
+    }
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    m = statistics.fmean(values)
+    prec = 3 if abs(m) < 10 else 1
+    if len(values) == 1:
+        return f"{m:.{prec}f}"
+    return f"{m:.{prec}f} ± {statistics.stdev(values):.{prec}f}"
+
+
+def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command: str) -> Path:
+    """``table.md`` and ``table.csv``: one line per model, mean ± std over seeds."""
+    metric_keys = [k for k in METRIC_LABELS if any(k in r["final"] for r in rows)]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    header = ["model", "res", "G params", "D params", "kimg", "train img/s", "train min"] + [
+        METRIC_LABELS[k] + (" ↓" if k in LOWER_IS_BETTER else " ↑") for k in metric_keys
+    ]
+    lines, csv_rows = [], []
+    for m in models:
+        rs = [r for r in rows if r["model"] == m]
+        first = rs[0]
+        cells = [m, str(first["resolution"]), f"{first['params_G'] / 1e6:.2f}M", f"{first['params_D'] / 1e6:.2f}M",
+                 f"{statistics.fmean(r['kimg'] for r in rs):.1f}",
+                 f"{statistics.fmean(r['img_per_s'] for r in rs):.0f}",
+                 f"{statistics.fmean(r['train_time_s'] for r in rs) / 60:.1f}"]
+        cells += [_mean_std([r["final"][k] for r in rs if k in r["final"]]) for k in metric_keys]
+        lines.append("| " + " | ".join(cells) + " |")
+        for r in rs:
+            csv_rows.append({"model": m, "seed": r["seed"], "resolution": r["resolution"], "params_G": r["params_G"],
+                             "params_D": r["params_D"], "kimg": r["kimg"], "train_img_per_s": r["img_per_s"],
+                             "train_time_s": r["train_time_s"], **{k: r["final"].get(k) for k in metric_keys}})
+    ev = cfg.eval
+    machine = _machine()
+    md = [
+        f"# Benchmark `{cfg.name}`",
+        "",
+        f"Data `{cfg.data}`, budget {cfg.kimg} kimg per run"
+        + (f" or {cfg.minutes} min" if cfg.get("minutes") is not None else "")
+        + f", seeds {list(cfg.seeds)}. Scores of the EMA generator at the end of training: "
+        f"{', '.join(METRIC_LABELS[k] for k in metric_keys)} from {ev.num_fake} generated images against "
+        f"{'all' if ev.num_real is None else ev.num_real} real images of the `{ev.split}` split, Inception pool3 "
+        "features (see each run's eval.jsonl for the extractor weights hash and full provenance). Mean ± std over "
+        "seeds where there are several.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *lines,
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs"
+        + (f", GPU {machine['cuda']}" if machine["cuda"] else ", no GPU")
+        + f"; Python {machine['python']}, torch {machine['torch']}, ganzoo {machine['ganzoo']}; "
+        f"finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
+        "",
+        "![metric vs images](curves_kimg.png) ![metric vs time](curves_time.png)",
+        "",
+        "Samples (EMA generator, fixed latents, end of training):",
+        "",
+        *[f"- `{m}`: ![{m}](samples/{m}.png)" for m in models],
+    ]
+    (out / "table.md").write_text("\n".join(md) + "\n")
+    with open(out / "table.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(csv_rows[0]))
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    (out / "provenance.json").write_text(json.dumps(
+        {"command": command, "preset": OmegaConf.to_container(cfg, resolve=True), "machine": machine}, indent=2))
+    return out / "table.md"
+
+
+def write_plots(rows: list[dict[str, Any]], out: Path) -> None:
+    """The first metric against images seen and against wall time, one line per model (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = next((k for k in METRIC_LABELS if any(k in c for r in rows for c in r["curve"])), None)
+    if metric is None:
+        return
+    for axis, fname, label in (("kimg", "curves_kimg.png", "images seen (k)"),
+                               ("time_s", "curves_time.png", "training wall time (min)")):
+        fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+        for m in dict.fromkeys(r["model"] for r in rows):
+            curves = [r["curve"] for r in rows if r["model"] == m and r["curve"]]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            xs = [statistics.fmean(c[i][axis] for c in curves) / (60 if axis == "time_s" else 1) for i in range(n)]
+            ys = [statistics.fmean(c[i][metric] for c in curves) for i in range(n)]
+            ax.plot(xs, ys, marker="o", ms=3, label=m)
+        ax.set_xlabel(label)
+        ax.set_ylabel(METRIC_LABELS[metric])
+        if metric in LOWER_IS_BETTER and all(y > 0 for r in rows for c in r["curve"] for y in [c.get(metric, 1)]):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname)
+        plt.close(fig)
+
+
+def copy_samples(rows: list[dict[str, Any]], out: Path) -> None:
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    for m in dict.fromkeys(r["model"] for r in rows):
+        run = Path(next(r["run_dir"] for r in rows if r["model"] == m))
+        grids = sorted((run / "samples").glob("fakes_*.png"))
+        if grids:
+            shutil.copyfile(grids[-1], out / "samples" / f"{m}.png")
+
+
+def run_bench(cfg: DictConfig, *, command: str, out: Path | None = None) -> Path:
+    out = Path(out or cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for model in cfg.models:
+        for seed in cfg.seeds:
+            print(f"[bench] {model} seed {seed}", flush=True)
+            rows.append(run_one(cfg, model, int(seed), out))
+    (out / "runs.json").write_text(json.dumps(rows, indent=1, default=_json_default))
+    write_plots(rows, out)
+    copy_samples(rows, out)
+    return write_table(rows, cfg, out, command)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return str(x)
+

@@ -1,0 +1,210 @@
+"""Evaluate a generator under one protocol: used by ``ganzoo eval``, periodic evaluation while
+training (``trainer.eval.every_kimg``) and ``ganzoo bench``.
+
+The protocol (metrics, numbers of real and fake images, split, seed, truncation, feature
+weights) is explicit and recorded with every score (``ganzoo.metrics.Provenance``). Real-image
+statistics are cached per (dataset, split, resolution, extractor, N, data fingerprint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .bundle import Bundle
+from .data import build_dataset
+from .errors import ConfigError
+from .metrics import FEATURE_METRICS, MetricsResult, compute_metrics, data_fingerprint, load_inception
+from .metrics.features import file_sha256
+
+
+@dataclass
+class EvalProtocol:
+    """How a score is measured. ``num_real=None`` uses the whole split."""
+
+    metrics: tuple[str, ...] = ("fid", "kid", "pr")
+    num_fake: int = 10_000
+    num_real: int | None = None
+    split: str = "train"
+    seed: int = 0
+    truncation_psi: float | None = None
+    batch_size: int = 64
+    weights: str | None = None
+    allow_download: bool = True
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | DictConfig) -> EvalProtocol:
+        data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        allowed = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown evaluation option(s) {unknown}; allowed: {sorted(allowed)}")
+        if "metrics" in data:
+            metrics = data["metrics"]
+            data["metrics"] = tuple(metrics.split(",") if isinstance(metrics, str) else metrics)
+        proto = cls(**data)
+        known = (*FEATURE_METRICS, "precision_recall", "inception_score")
+        bad = [m for m in proto.metrics if m not in known]
+        if bad:
+            raise ConfigError(f"unknown metric(s) {bad}; choose from {list(FEATURE_METRICS)}")
+        if proto.num_fake < 2:
+            raise ConfigError("the number of generated images (num_fake) must be at least 2")
+        return proto
+
+
+def _dataset_fingerprint(dataset) -> str:
+    """Name, size and a few images from both ends: cheap and changes when the data changes."""
+    n = len(dataset)
+    idx = sorted({0, 1, 2, n // 2, n - 2, n - 1} & set(range(n)))
+    items: list[Any] = [getattr(dataset, "name", "?"), n, dataset.resolution, dataset.channels]
+    items += [dataset[i][0] for i in idx]
+    return data_fingerprint(items)
+
+
+class Evaluator:
+    """Scores generators against one dataset split; the feature network is loaded once."""
+
+    def __init__(
+        self,
+        protocol: EvalProtocol,
+        data_cfg: Mapping[str, Any] | DictConfig,
+        *,
+        resolution: int,
+        channels: int,
+        device: torch.device | str = "cpu",
+    ):
+        self.protocol = protocol
+        cfg = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else dict(data_cfg)
+        cfg["split"] = protocol.split
+        cfg["flip"] = False
+        self.data_cfg = cfg
+        self.dataset = build_dataset(cfg, resolution=resolution, channels=channels)
+        self.resolution, self.channels = resolution, channels
+        self.device = torch.device(device)
+        self.num_real = len(self.dataset) if protocol.num_real is None else min(protocol.num_real, len(self.dataset))
+        self._extractor = None
+        self._fingerprint: str | None = None
+
+    @property
+    def extractor(self):
+        if self._extractor is None:
+            self._extractor = load_inception(
+                self.protocol.weights, device=self.device, allow_download=self.protocol.allow_download
+            )
+        return self._extractor
+
+    def _reals(self) -> Iterator[torch.Tensor]:
+        bs = self.protocol.batch_size
+        for start in range(0, self.num_real, bs):
+            stop = min(start + bs, self.num_real)
+            yield torch.stack([self.dataset[i][0] for i in range(start, stop)])
+
+    def _fakes(
+        self, bundle: Bundle, modules: Mapping[str, nn.Module], state: Mapping[str, Any]
+    ) -> Iterator[torch.Tensor]:
+        proto = self.protocol
+        gen = torch.Generator().manual_seed(proto.seed)
+        opts = dict(bundle.sample_opts(state) if bundle.sample_opts else {})
+        if proto.truncation_psi is not None:
+            opts["truncation_psi"] = proto.truncation_psi
+        c_dim = bundle.c_dim
+        z_dim = int(bundle.info.get("z_dim", 0))
+        done = 0
+        while done < proto.num_fake:
+            n = min(proto.batch_size, proto.num_fake - done)
+            z = torch.randn(n, z_dim, generator=gen) if z_dim else None
+            c = torch.randint(0, c_dim, (n,), generator=gen) if c_dim > 0 else None
+            img = bundle.sample(modules, n, z=z, c=c, generator=gen, **opts).float()
+            if img.shape[-1] != self.resolution:  # a growing model early on: compare at the data resolution
+                img = F.interpolate(img, size=self.resolution, mode="nearest")
+            done += n
+            yield img.cpu()
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        bundle: Bundle,
+        modules: Mapping[str, nn.Module],
+        state: Mapping[str, Any] | None = None,
+        *,
+        images_seen: int | None = None,
+        checkpoint_path: str | Path | None = None,
+    ) -> MetricsResult:
+        if self._fingerprint is None:
+            self._fingerprint = _dataset_fingerprint(self.dataset)
+        proto = self.protocol
+        training = {k: m.training for k, m in modules.items()}
+        for m in modules.values():
+            m.eval()
+        provenance: dict[str, Any] = {
+            "images_seen": images_seen,
+            "truncation_psi": proto.truncation_psi,
+            "extra": {"model": bundle.info.get("name"), "protocol": asdict(proto)},
+        }
+        if checkpoint_path is not None:
+            provenance["checkpoint_path"] = str(checkpoint_path)
+            provenance["checkpoint_sha256"] = file_sha256(checkpoint_path)
+        try:
+            # Scoring must not disturb a training run's RNG stream.
+            with torch.random.fork_rng(devices=[]):
+                return compute_metrics(
+                    list(proto.metrics),
+                    fake_iter_fn=lambda: self._fakes(bundle, modules, state or {}),
+                    num_fake=proto.num_fake,
+                    real_iter_fn=self._reals,
+                    num_real=self.num_real,
+                    extractor=self.extractor,
+                    reference={
+                        "dataset": str(self.data_cfg.get("name")),
+                        "split": proto.split,
+                        "resolution": self.resolution,
+                        "channels": self.channels,
+                        "data_fingerprint": self._fingerprint,
+                    },
+                    cache_dir=proto.cache_dir,
+                    seed=proto.seed,
+                    provenance=provenance,
+                )
+        finally:
+            for k, m in modules.items():
+                m.train(training[k])
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    protocol: EvalProtocol,
+    *,
+    ema: bool = True,
+    device: str = "auto",
+    data_overrides: Mapping[str, Any] | None = None,
+) -> tuple[MetricsResult, Path]:
+    """Score a checkpoint on the data it was trained on (from its stored config) and append the
+    records with their provenance to ``<run>/eval.jsonl``. Returns ``(result, eval.jsonl path)``."""
+    from .metrics import write_metrics_jsonl
+    from .sampling.generate import load_generator
+    from .training.checkpoint import load_snapshot
+    from .training.trainer import select_device
+
+    snap = load_snapshot(path, with_state=False)
+    bundle, modules, state = load_generator(snap, ema=ema, device=device)
+    config = OmegaConf.create(snap.config_yaml) if snap.config_yaml else None
+    if config is None or "data" not in config:
+        raise ConfigError(f"{str(snap.path)!r} does not record its training data; it was not written by `ganzoo train`")
+    data_cfg = OmegaConf.to_container(config.data, resolve=True)
+    data_cfg.update(dict(data_overrides or {}))
+    evaluator = Evaluator(protocol, data_cfg, resolution=bundle.resolution, channels=bundle.channels,
+                          device=select_device(device))
+    images_seen = int(snap.metadata.get("images_seen", "0"))
+    result = evaluator(bundle, modules, state, images_seen=images_seen, checkpoint_path=snap.path)
+    out = snap.path.parent.parent / "eval.jsonl"
+    write_metrics_jsonl(out, result.records)
+    return result, out
