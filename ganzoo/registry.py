@@ -111,9 +111,23 @@ def build_model(name: str, **overrides: Any) -> Bundle:
 def construct(cls: type, kwargs: Mapping[str, Any] | None, *, where: str, **fixed: Any) -> Any:
     """Instantiate ``cls(**fixed, **kwargs)``; unknown keys in ``kwargs`` fail with the allowed ones."""
     kwargs = dict(kwargs or {})
-    params = inspect.signature(cls).parameters
-    allowed = [p for p in params if p not in fixed and p != "self"]
+    allowed = [p for p in accepted_kwargs(cls) if p not in fixed]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ConfigError(f"{where} has no option(s) {unknown}. Allowed: {allowed}.")
     return cls(**fixed, **kwargs)
+
+
+def accepted_kwargs(cls: type) -> list[str]:
+    """Keyword arguments ``cls(...)`` accepts, following ``**kwargs`` passed up to base classes."""
+    names: list[str] = []
+    for klass in cls.__mro__ if isinstance(cls, type) else (cls,):
+        init = klass.__init__ if isinstance(klass, type) else klass
+        if init is object.__init__:
+            break
+        params = inspect.signature(init).parameters
+        names += [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)
+                  and p not in names]
+        if not any(v.kind is v.VAR_KEYWORD for v in params.values()):
+            break
+    return names
