@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import __version__
 from .bundle import count_params
 from .errors import ConfigError
-from .registry import build_model, list_models
+from .registry import list_models
 
 # Lower is better for these; higher for the rest.
 LOWER_IS_BETTER = {"fid", "kid_mean"}
@@ -106,7 +106,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]:
     """Train (or finish training) one model/seed and return its summary row."""
     from .training.config import compose_train_config
-    from .training.trainer import Trainer
+    from .training.trainer import Trainer, build_bundle
 
     run_dir = out / "runs" / f"{model}_s{seed}"
     done_marker = run_dir / "bench_done.json"
@@ -119,7 +119,8 @@ def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
     train_rows = [r for r in rows if "img_per_s" in r]
     final = evals[-1] if evals else {}
-    bundle = build_model(model)
+    # Sizes of the configuration that was trained (a model's yaml may differ from its registry preset).
+    bundle = build_bundle(OmegaConf.load(run_dir / "config.yaml").model)
     return {
         "model": model,
         "seed": seed,

@@ -59,20 +59,32 @@ def _train(argv: list[str]) -> int:
 
 # -- list ----------------------------------------------------------------------------------------
 def _list(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ganzoo list", description="Registered models and their sizes.")
+    parser = argparse.ArgumentParser(
+        prog="ganzoo list",
+        description="Registered models, their family and sizes: 'preset' is the registry entry (build_model(name)), "
+        "'train' is conf/model/<name>.yaml, what `ganzoo train model=<name>` runs, when it differs.",
+    )
     parser.parse_args(argv)
     from .bundle import count_params
     from .registry import build_model, get_entry, list_models
+    from .training.config import compose_train_config
+    from .training.trainer import build_bundle
+
+    def size(bundle) -> str:
+        counts = ", ".join(f"{k} {count_params(m) / 1e6:.2f}M" for k, m in bundle.modules.items())
+        return f"{bundle.resolution}px {counts}"
 
     rows = []
     for name in list_models():
         entry = get_entry(name)
-        bundle = build_model(name)
-        counts = {k: count_params(m) for k, m in bundle.modules.items()}
-        size = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
-        rows.append((name, entry.family, f"{bundle.resolution}px", size, entry.description))
-    widths = [max(len(r[i]) for r in rows + [("model", "family", "res", "parameters", "")]) for i in range(4)]
-    header = ("model", "family", "res", "parameters")
+        preset = size(build_model(name))
+        train = ""
+        if (config_dir() / "model" / f"{name}.yaml").exists():
+            train = size(build_bundle(compose_train_config([f"model={name}"]).model))
+            train = "same" if train == preset else train
+        rows.append((name, entry.family, preset, train or "-", entry.description))
+    header = ("model", "family", "preset", "train (conf/model)")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  description")
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
