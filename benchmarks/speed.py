@@ -1,0 +1,148 @@
+"""Training and sampling throughput (images/second) and peak memory for registered models.
+
+Usage::
+
+    python benchmarks/speed.py                              # CPU-sized presets on the best device
+    python benchmarks/speed.py --models stylegan2_f --batch 8 --device cuda
+    python benchmarks/speed.py --out benchmarks/results/speed_cpu.md
+
+Training speed runs the model's real phases through the generic trainer for ``--steps`` steps
+after ``--warmup`` steps (the synthetic data is random noise in [-1, 1], so data loading is not
+measured). Sampling speed times ``bundle.sample`` of the EMA-free generator in eval mode.
+Results are appended as a Markdown table with the machine and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ganzoo.bundle import Batch, StepContext, count_params
+from ganzoo.training.config import compose_train_config
+from ganzoo.training.trainer import build_bundle, select_device
+
+DEFAULT_MODELS = ["dcgan_tiny", "dcgan", "progan", "stylegan", "stylegan2", "stylegan2_cifar"]
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB (process peak)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(model: str, *, batch: int, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
+    cfg = compose_train_config([f"model={model}"])
+    bundle = build_bundle(cfg.model)
+    modules = {k: m.to(device) for k, m in bundle.modules.items()}
+    objective = bundle.objective.to(device)
+    opts = {k: spec.build(modules[k].parameters()) for k, spec in objective.optimizers.items()}
+    # The final resolution of a growing model (its largest, slowest stage).
+    state = bundle.schedule.state(10**12) if bundle.schedule else {}
+    res, ch = bundle.resolution, bundle.channels
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def train_step(step: int) -> None:
+        img = torch.rand(batch, ch, res, res, device=device) * 2 - 1
+        labels = torch.randint(0, bundle.c_dim, (batch,), device=device) if bundle.c_dim else None
+        ctx = StepContext(modules, state, step, step * batch, device, bundle.c_dim)
+        for phase in objective.phases:
+            if step % phase.interval:
+                continue
+            for m_name, m in modules.items():
+                m.requires_grad_(m_name == phase.module)
+            opts[phase.module].zero_grad(set_to_none=True)
+            loss, _ = phase.loss(Batch(img, labels), ctx)
+            (loss * phase.interval).backward()
+            opts[phase.module].step()
+
+    for s in range(warmup):
+        train_step(s)
+    _sync(device)
+    t = time.perf_counter()
+    for s in range(warmup, warmup + steps):
+        train_step(s)
+    _sync(device)
+    train_ips = steps * batch / (time.perf_counter() - t)
+
+    sample_opts = bundle.sample_opts(state) if bundle.sample_opts else {}
+    with torch.no_grad():
+        for m in modules.values():
+            m.eval()
+        bundle.sample(modules, batch, **sample_opts)
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            bundle.sample(modules, batch, **sample_opts)
+        _sync(device)
+        sample_ips = steps * batch / (time.perf_counter() - t)
+    return {
+        "resolution": res,
+        "params_G": count_params(bundle.modules["G"]),
+        "params_D": count_params(bundle.modules["D"]),
+        "train_img_s": train_ips,
+        "sample_img_s": sample_ips,
+        "peak_mem_mb": _peak_mem_mb(device),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--out", default=None, help="append the Markdown table to this file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    torch.manual_seed(0)
+    rows = []
+    for name in args.models:
+        r = measure(name, batch=args.batch, steps=args.steps, warmup=args.warmup, device=device)
+        rows.append((name, r))
+        print(f"{name:>18}: {r['train_img_s']:8.1f} train img/s  {r['sample_img_s']:8.1f} sample img/s  "
+              f"{r['peak_mem_mb']:8.0f} MiB peak", flush=True)
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+               f"threads {torch.get_num_threads()}{gpu}")
+    lines = [
+        f"### Speed on {device.type} ({datetime.now(timezone.utc).strftime('%Y-%m-%d')})",
+        "",
+        f"Machine: {machine}. Batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up steps. "
+        f"Command: `python benchmarks/speed.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        "",
+        "| model | res | G params | D params | train img/s | sample img/s | peak memory (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['resolution']} | {r['params_G'] / 1e6:.2f}M | {r['params_D'] / 1e6:.2f}M | "
+                     f"{r['train_img_s']:.1f} | {r['sample_img_s']:.1f} | {r['peak_mem_mb']:.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
