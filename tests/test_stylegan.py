@@ -340,3 +340,11 @@ def test_resume_mid_fade_equals_uninterrupted(tmp_path):
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys()
     assert not [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_no_lazy_adam_correction_without_lazy_regularisation():
+    """StyleGAN (1) has no lazy regulariser: Adam keeps lr 0.001 and betas (0, 0.99) exactly."""
+    b = build_model("stylegan_tiny")
+    for name in ("G", "D"):
+        spec = b.objective.optimizers[name]
+        assert spec.lr == pytest.approx(1e-3) and spec.betas == pytest.approx((0.0, 0.99))

@@ -250,11 +250,24 @@ def test_path_length_term_equals_independent_autograd():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_w_avg_updated_by_discriminator_fakes():
+def test_w_avg_updated_in_every_training_phase():
+    """StyleGAN2-ADA: every training-mode mapping of the main latents moves w_avg (Gmain, Greg, Dmain)."""
     bundle = build_model("stylegan2_tiny")
     G = bundle.modules["G"]
-    bundle.objective.fakes_for_d(_ctx(bundle), 8)
-    assert torch.count_nonzero(G.w_avg) > 0
+    ctx = _ctx(bundle)
+    bundle.objective.generate(ctx, 8)  # the generator phases' fakes
+    first = G.w_avg.clone()
+    assert torch.count_nonzero(first) > 0
+    bundle.objective.fakes_for_d(ctx, 8)  # D's fakes
+    assert not torch.equal(G.w_avg, first)
+
+
+def test_cifar_keeps_lazy_adam_correction_without_path_length():
+    """ADA's cfg 'cifar' turns path length off but still corrects G's Adam for an interval of 4."""
+    b = build_model("stylegan2_cifar")
+    assert "Greg" not in [p.name for p in b.objective.phases]
+    g = b.objective.optimizers["G"]
+    assert g.lr == pytest.approx(0.0025 * 4 / 5) and g.betas == pytest.approx((0.0, 0.99 ** (4 / 5)))
 
 
 # -- presets and parameter counts ------------------------------------------------------------------

@@ -171,10 +171,14 @@ class StyleObjective(AdversarialObjective):
 
     - style-mixing regularisation (StyleGAN Sec. 3.1): with probability ``style_mixing_prob``
       the ws from layer ``cutoff`` on come from a second latent, ``cutoff ~ U[1, active_ws)``;
-    - the tracked ``w_avg`` is updated whenever D's fakes are drawn (as StyleGAN2-ADA);
+    - the tracked ``w_avg`` is updated by every training-mode mapping of the main latents, in
+      every phase (StyleGAN2-ADA's ``MappingNetwork``; the second, mixing latents do not update it);
     - optional lazy path-length regularisation ``Greg`` (StyleGAN2 Sec. 3.2): every
       ``pl_interval`` steps on ``batch / pl_batch_shrink`` samples, weight ``pl_weight``,
-      running mean with ``pl_decay``; G's Adam is corrected for the laziness.
+      running mean with ``pl_decay``;
+    - ``g_reg_interval``: the interval G's Adam is corrected for (App. B). ``None`` = ``pl_interval``
+      when path-length regularisation is on, else no correction. StyleGAN2-ADA keeps 4 even with
+      ``pl_weight=0`` (its ``cifar`` config), so StyleGAN2 passes it explicitly.
 
     ``active_ws(ctx)`` gives the number of ws in use (fewer while a progressive model grows).
     """
@@ -188,6 +192,7 @@ class StyleObjective(AdversarialObjective):
         pl_batch_shrink: int = 2,
         pl_decay: float = 0.01,
         active_ws: Callable[[StepContext], int] | None = None,
+        g_reg_interval: int | None = None,
         **kwargs: Any,
     ):
         self.style_mixing_prob = float(style_mixing_prob)
@@ -199,7 +204,9 @@ class StyleObjective(AdversarialObjective):
         lazy_pl = self.pl_weight > 0
         if lazy_pl:
             extra.append(Phase("Greg", "G", self.g_reg, interval=self.pl_interval, needs_batch=False))
-        super().__init__(extra_phases=extra, g_optim_interval=self.pl_interval if lazy_pl else 1, **kwargs)
+        if g_reg_interval is None:
+            g_reg_interval = self.pl_interval if lazy_pl else 1
+        super().__init__(extra_phases=extra, g_optim_interval=int(g_reg_interval), **kwargs)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"pl_mean": self.pl_mean.detach().cpu().clone()}
@@ -224,16 +231,13 @@ class StyleObjective(AdversarialObjective):
                     ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return ws
 
-    def generate(self, ctx: StepContext, n: int, *, update_w_avg: bool = False, return_ws: bool = False, **extra):
+    def generate(self, ctx: StepContext, n: int, *, update_w_avg: bool = True, return_ws: bool = False, **extra):
         G = ctx.modules["G"]
         z = torch.randn(n, G.z_dim, device=ctx.device)
         c = ctx.sample_labels(n)
         ws = self.mapping(ctx, z, c, update_w_avg=update_w_avg)
         img = G.synthesis(ws, **self.g_kwargs(ctx), **extra)
         return (img, c, ws) if return_ws else (img, c)
-
-    def fakes_for_d(self, ctx: StepContext, n: int):
-        return self.generate(ctx, n, update_w_avg=True)
 
     def g_reg(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, Any]]:
         n = max(len(batch) // self.pl_batch_shrink, 1)
