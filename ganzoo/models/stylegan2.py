@@ -58,6 +58,7 @@ from ..layers import (
 )
 from ..losses.objectives import StyleObjective, optimizer_spec
 from ..registry import construct, register_model
+from ..sampling.truncation import truncate
 
 FIR = (1, 3, 3, 1)  # the binomial filter of all StyleGAN2 resampling (App. B, "bilinear filtering")
 SQRT_HALF = math.sqrt(0.5)  # residual branches are scaled by 1/sqrt(2) (Sec. 4.1)
@@ -172,14 +173,11 @@ class MappingNetwork(nn.Module):
         if self.num_ws is None:
             return x
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [N, num_ws, w_dim]
-        if truncation_psi != 1:
-            if self.w_avg_beta is None:
-                raise ValueError("truncation needs the tracked w_avg (w_avg_beta is None)")
-            cut = self.num_ws if truncation_cutoff is None else max(0, min(int(truncation_cutoff), self.num_ws))
-            w_avg = self.w_avg.to(ws.dtype)
-            head = w_avg + truncation_psi * (ws[:, :cut] - w_avg)  # [N, cut, w_dim]
-            ws = torch.cat([head, ws[:, cut:]], dim=1)  # [N, num_ws, w_dim]
-        return ws
+        if truncation_psi == 1:
+            return ws
+        if self.w_avg_beta is None:
+            raise ValueError("truncation needs the tracked w_avg (w_avg_beta is None)")
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)  # [N, num_ws, w_dim]
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
