@@ -241,6 +241,40 @@ def sample_gan(
     return G(z, c, **opts)
 
 
+def gan_bundle(
+    G: nn.Module,
+    D: nn.Module,
+    objective: Objective,
+    *,
+    ema: EMASpec | None,
+    schedule: Schedule | None = None,
+    sample_opts: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+) -> Bundle:
+    """The bundle of a two-player GAN, drawn with :func:`sample_gan`.
+
+    ``info`` is read from the generator's attributes (``img_resolution``, ``img_channels``,
+    ``c_dim``, ``z_dim`` and, for style-based generators, ``w_dim`` and ``num_ws``).
+    """
+    info: dict[str, Any] = {
+        "resolution": int(G.img_resolution),
+        "channels": int(G.img_channels),
+        "c_dim": int(G.c_dim),
+        "z_dim": int(G.z_dim),
+    }
+    for extra in ("w_dim", "num_ws"):
+        if hasattr(G, extra):
+            info[extra] = int(getattr(G, extra))
+    return Bundle(
+        modules={"G": G, "D": D},
+        objective=objective,
+        sample=sample_gan,
+        schedule=schedule,
+        ema=ema,
+        sample_opts=sample_opts,
+        info=info,
+    )
+
+
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

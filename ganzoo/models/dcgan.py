@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..bundle import Bundle, EMASpec, OptimizerSpec, is_power_of_two, sample_gan
+from ..bundle import Bundle, EMASpec, OptimizerSpec, gan_bundle, is_power_of_two
 from ..errors import ConfigError
 from ..losses.objectives import AdversarialObjective, optimizer_spec
 from ..registry import construct, register_model
@@ -133,12 +133,11 @@ def dcgan(
     )
     # The paper uses no EMA; a generator average is cheap and still helps samples.
     ema_spec = construct(EMASpec, {"half_life_kimg": 10.0, "rampup": 0.05, **(ema or {})}, where="model.ema")
-    return Bundle(
-        modules={"G": gen, "D": disc},
-        objective=objective,
-        sample=sample_gan,
+    return gan_bundle(
+        gen,
+        disc,
+        objective,
         ema=ema_spec,
-        info={"resolution": resolution, "channels": img_channels, "c_dim": c_dim, "z_dim": gen.z_dim},
     )
 
 

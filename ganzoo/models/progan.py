@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..bundle import Bundle, EMASpec, OptimizerSpec, StepContext, is_power_of_two, sample_gan
+from ..bundle import Bundle, EMASpec, OptimizerSpec, StepContext, gan_bundle, is_power_of_two
 from ..errors import ConfigError
 from ..layers import (
     Blur,
@@ -438,14 +438,13 @@ def progan(
     ema_spec = construct(
         EMASpec, {"half_life_kimg": PROGAN_EMA_HALF_LIFE_KIMG, "rampup": None, **dict(ema or {})}, where="model.ema"
     )
-    return Bundle(
-        modules={"G": gen, "D": disc},
-        objective=objective,
-        sample=sample_gan,
-        schedule=build_schedule(resolution, schedule, PROGAN_SCHEDULE, where="model.schedule (progan)"),
+    return gan_bundle(
+        gen,
+        disc,
+        objective,
         ema=ema_spec,
+        schedule=build_schedule(resolution, schedule, PROGAN_SCHEDULE, where="model.schedule (progan)"),
         sample_opts=schedule_sample_opts,
-        info={"resolution": resolution, "channels": img_channels, "c_dim": c_dim, "z_dim": gen.z_dim},
     )
 
 

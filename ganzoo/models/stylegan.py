@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..bundle import Bundle, EMASpec, OptimizerSpec, StepContext, sample_gan
+from ..bundle import Bundle, EMASpec, OptimizerSpec, StepContext, gan_bundle
 from ..errors import ConfigError
 from ..layers import NOISE_MODES, AdaIN, Blur, EqualizedConv2d, EqualizedLinear, NoiseInjection, PixelNorm
 from ..layers.resample_conv import UpConv2d
@@ -393,21 +393,13 @@ def stylegan(
     )
     # Official G_smoothing_kimg = 10: Gs beta = 0.5 ** (minibatch / 10000), no ramp-up.
     ema_spec = construct(EMASpec, {"half_life_kimg": 10.0, "rampup": None, **dict(ema or {})}, where="model.ema")
-    return Bundle(
-        modules={"G": gen, "D": disc},
-        objective=objective,
-        sample=sample_gan,
-        schedule=build_schedule(resolution, schedule, STYLEGAN_SCHEDULE, where="model.schedule (stylegan)"),
+    return gan_bundle(
+        gen,
+        disc,
+        objective,
         ema=ema_spec,
+        schedule=build_schedule(resolution, schedule, STYLEGAN_SCHEDULE, where="model.schedule (stylegan)"),
         sample_opts=schedule_sample_opts,
-        info={
-            "resolution": resolution,
-            "channels": img_channels,
-            "c_dim": c_dim,
-            "z_dim": gen.z_dim,
-            "w_dim": gen.w_dim,
-            "num_ws": gen.num_ws,
-        },
     )
 
 

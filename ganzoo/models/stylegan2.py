@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..bundle import Bundle, EMASpec, OptimizerSpec, is_power_of_two, sample_gan
+from ..bundle import Bundle, EMASpec, OptimizerSpec, gan_bundle, is_power_of_two
 from ..errors import ConfigError
 from ..layers import (
     NOISE_MODES,
@@ -775,19 +775,11 @@ def stylegan2(
     disc = construct(Discriminator, D, where="model.D (stylegan2)", **shared)
     objective = _style_objective(loss, optim)
     ema_spec = construct(EMASpec, {"half_life_kimg": 10.0, "rampup": None, **(ema or {})}, where="model.ema")
-    return Bundle(
-        modules={"G": gen, "D": disc},
-        objective=objective,
-        sample=sample_gan,
+    return gan_bundle(
+        gen,
+        disc,
+        objective,
         ema=ema_spec,
-        info={
-            "resolution": resolution,
-            "channels": img_channels,
-            "c_dim": c_dim,
-            "z_dim": gen.z_dim,
-            "w_dim": gen.w_dim,
-            "num_ws": gen.num_ws,
-        },
     )
 
 
