@@ -123,13 +123,15 @@ def _eval(argv: list[str]) -> int:
         "with their provenance, are appended to <run>/eval.jsonl.",
     )
     parser.add_argument("checkpoint", help="run folder, checkpoints/ folder or snapshot-*.safetensors")
-    parser.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr, is (default fid,kid,pr)")
+    parser.add_argument("--metrics", default="fid,kid,pr",
+                        help="comma list of fid, kid, pr, is, ppl (style models), lpips_diversity (default fid,kid,pr)")
     parser.add_argument("--num-fake", type=int, default=10_000, help="generated images (default 10000)")
     parser.add_argument("--num-real", type=int, default=None, help="real images (default: the whole split)")
     parser.add_argument("--split", default="train", help="reference split of the training data (default train)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
     parser.add_argument("--psi", type=float, default=None, help="truncation psi (style-based models)")
     parser.add_argument("--weights", default=None, help="Inception weights file (TorchScript)")
+    parser.add_argument("--lpips-weights", default=None, help="torchvision VGG16/AlexNet weights for ppl/diversity")
     parser.add_argument("--no-download", action="store_true", help="never download feature weights")
     parser.add_argument("--cache-dir", default=None, help="reference-statistics cache (default ~/.cache/ganzoo)")
     parser.add_argument("--batch", type=int, default=64)
@@ -140,7 +142,7 @@ def _eval(argv: list[str]) -> int:
 
     protocol = EvalProtocol.from_config(
         {"metrics": args.metrics, "num_fake": args.num_fake, "num_real": args.num_real, "split": args.split,
-         "seed": args.seed, "truncation_psi": args.psi, "weights": args.weights,
+         "seed": args.seed, "truncation_psi": args.psi, "weights": args.weights, "lpips_weights": args.lpips_weights,
          "allow_download": not args.no_download, "cache_dir": args.cache_dir, "batch_size": args.batch}
     )
     result, out = evaluate_checkpoint(args.checkpoint, protocol, ema=not args.raw, device=args.device)

@@ -21,8 +21,21 @@ from torch import nn
 from .bundle import Bundle
 from .data import build_dataset
 from .errors import ConfigError
-from .metrics import FEATURE_METRICS, MetricsResult, compute_metrics, data_fingerprint, load_inception
+from .metrics import (
+    FEATURE_METRICS,
+    MetricsResult,
+    Provenance,
+    compute_metrics,
+    data_fingerprint,
+    diversity_from_sampler,
+    load_inception,
+    lpips_distance,
+    perceptual_path_length,
+)
 from .metrics.features import file_sha256
+
+# Metrics computed on generated images with LPIPS rather than on Inception features.
+PERCEPTUAL_METRICS = ("ppl", "lpips_diversity")
 
 
 @dataclass
@@ -37,6 +50,7 @@ class EvalProtocol:
     truncation_psi: float | None = None
     batch_size: int = 64
     weights: str | None = None
+    lpips_weights: str | None = None  # torchvision VGG16 / AlexNet state dict for PPL / LPIPS diversity
     allow_download: bool = True
     cache_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -52,10 +66,10 @@ class EvalProtocol:
             metrics = data["metrics"]
             data["metrics"] = tuple(metrics.split(",") if isinstance(metrics, str) else metrics)
         proto = cls(**data)
-        known = (*FEATURE_METRICS, "precision_recall", "inception_score")
+        known = (*FEATURE_METRICS, *PERCEPTUAL_METRICS, "precision_recall", "inception_score")
         bad = [m for m in proto.metrics if m not in known]
         if bad:
-            raise ConfigError(f"unknown metric(s) {bad}; choose from {list(FEATURE_METRICS)}")
+            raise ConfigError(f"unknown metric(s) {bad}; choose from {list(FEATURE_METRICS + PERCEPTUAL_METRICS)}")
         if proto.num_fake < 2:
             raise ConfigError("the number of generated images (num_fake) must be at least 2")
         return proto
@@ -91,16 +105,20 @@ class Evaluator:
         self.resolution, self.channels = resolution, channels
         self.device = torch.device(device)
         self.num_real = len(self.dataset) if protocol.num_real is None else min(protocol.num_real, len(self.dataset))
-        self._extractor = None
+        self.feature_metrics = [m for m in protocol.metrics if m not in PERCEPTUAL_METRICS]
         self._fingerprint: str | None = None
-
-    @property
-    def extractor(self):
-        if self._extractor is None:
-            self._extractor = load_inception(
-                self.protocol.weights, device=self.device, allow_download=self.protocol.allow_download
-            )
-        return self._extractor
+        # Weights are loaded now, so that a missing file fails at the start of a run, not at its first evaluation.
+        self.extractor = (
+            load_inception(protocol.weights, device=self.device, allow_download=protocol.allow_download)
+            if self.feature_metrics
+            else None
+        )
+        self.lpips: dict[str, Any] = {}
+        for metric, net in (("ppl", "vgg"), ("lpips_diversity", "alex")):  # PPL: VGG (StyleGAN Sec. 4.2)
+            if metric in protocol.metrics and net not in self.lpips:
+                self.lpips[net] = lpips_distance(
+                    net, protocol.lpips_weights, device=self.device, allow_download=protocol.allow_download
+                )
 
     def _reals(self) -> Iterator[torch.Tensor]:
         bs = self.protocol.batch_size
@@ -156,27 +174,76 @@ class Evaluator:
         try:
             # Scoring must not disturb a training run's RNG stream.
             with torch.random.fork_rng(devices=[]):
-                return compute_metrics(
-                    list(proto.metrics),
-                    fake_iter_fn=lambda: self._fakes(bundle, modules, state or {}),
-                    num_fake=proto.num_fake,
-                    real_iter_fn=self._reals,
-                    num_real=self.num_real,
-                    extractor=self.extractor,
-                    reference={
-                        "dataset": str(self.data_cfg.get("name")),
-                        "split": proto.split,
-                        "resolution": self.resolution,
-                        "channels": self.channels,
-                        "data_fingerprint": self._fingerprint,
-                    },
-                    cache_dir=proto.cache_dir,
-                    seed=proto.seed,
-                    provenance=provenance,
-                )
+                result = MetricsResult()
+                if self.feature_metrics:
+                    result = self._feature_metrics(bundle, modules, state, provenance)
+                self._perceptual_metrics(result, bundle, modules, state or {}, provenance)
+                return result
         finally:
             for k, m in modules.items():
                 m.train(training[k])
+
+    def _perceptual_metrics(self, result: MetricsResult, bundle: Bundle, modules: Mapping[str, nn.Module],
+                            state: Mapping[str, Any], provenance: dict[str, Any]) -> None:
+        """PPL (style generators, W space, path end points as StyleGAN2) and LPIPS diversity."""
+        from .sampling.truncation import is_style_generator
+
+        proto = self.protocol
+        G = modules.get("G")
+        opts = dict(bundle.sample_opts(state) if bundle.sample_opts else {})
+        common = dict(num_fake=proto.num_fake, seed=proto.seed, device=str(self.device), **provenance)
+        if "ppl" in proto.metrics:
+            if G is None or not is_style_generator(G):
+                result.skipped["ppl"] = "perceptual path length needs a style-based generator (stylegan, stylegan2)"
+            else:
+                c_dim = bundle.c_dim
+                value = perceptual_path_length(
+                    lambda z, c: G.mapping(z, c),
+                    lambda ws: G.synthesis(ws, noise_mode="const", **opts),
+                    self.lpips["vgg"],
+                    z_dim=G.z_dim,
+                    num_samples=proto.num_fake,
+                    batch_size=proto.batch_size,
+                    seed=proto.seed,
+                    c_fn=(lambda n: torch.randint(0, c_dim, (n,), device=self.device)) if c_dim else None,
+                    device=self.device,
+                )
+                result.values["ppl"] = value
+                result.records.append(Provenance(metric="ppl", value=value, extractor="lpips-vgg", **common))
+        if "lpips_diversity" in proto.metrics:
+            gen = torch.Generator().manual_seed(proto.seed)
+
+            def sample(n: int) -> torch.Tensor:
+                c = torch.randint(0, bundle.c_dim, (n,), generator=gen) if bundle.c_dim else None
+                return bundle.sample(modules, n, c=c, generator=gen, **opts).float()
+
+            mean, std = diversity_from_sampler(sample, self.lpips["alex"], num_pairs=proto.num_fake,
+                                               batch_size=proto.batch_size)
+            result.values.update(lpips_diversity=mean, lpips_diversity_std=std)
+            result.records.append(Provenance(metric="lpips_diversity", value={"mean": mean, "std": std},
+                                             extractor="lpips-alex", **common))
+
+    def _feature_metrics(self, bundle: Bundle, modules: Mapping[str, nn.Module], state: Mapping[str, Any] | None,
+                         provenance: dict[str, Any]) -> MetricsResult:
+        proto = self.protocol
+        return compute_metrics(
+            self.feature_metrics,
+            fake_iter_fn=lambda: self._fakes(bundle, modules, state or {}),
+            num_fake=proto.num_fake,
+            real_iter_fn=self._reals,
+            num_real=self.num_real,
+            extractor=self.extractor,
+            reference={
+                "dataset": str(self.data_cfg.get("name")),
+                "split": proto.split,
+                "resolution": self.resolution,
+                "channels": self.channels,
+                "data_fingerprint": self._fingerprint,
+            },
+            cache_dir=proto.cache_dir,
+            seed=proto.seed,
+            provenance=provenance,
+        )
 
 
 def evaluate_checkpoint(

