@@ -15,6 +15,7 @@ Results are appended as a Markdown table with the machine and versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -43,7 +44,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(model: str, *, batch: int, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
+def measure(
+    model: str, *, batch: int, steps: int, warmup: int, device: torch.device, precision: str = "fp32"
+) -> dict[str, float]:
     cfg = compose_train_config([f"model={model}"])
     bundle = build_bundle(cfg.model)
     modules = {k: m.to(device) for k, m in bundle.modules.items()}
@@ -54,6 +57,8 @@ def measure(model: str, *, batch: int, steps: int, warmup: int, device: torch.de
     res, ch = bundle.resolution, bundle.channels
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
 
     def train_step(step: int) -> None:
         img = torch.rand(batch, ch, res, res, device=device) * 2 - 1
@@ -65,8 +70,9 @@ def measure(model: str, *, batch: int, steps: int, warmup: int, device: torch.de
             for m_name, m in modules.items():
                 m.requires_grad_(m_name == phase.module)
             opts[phase.module].zero_grad(set_to_none=True)
-            loss, _ = phase.loss(Batch(img, labels), ctx)
-            (loss * phase.interval).backward()
+            with autocast:
+                loss, _ = phase.loss(Batch(img, labels), ctx)
+            (loss.float() * phase.interval).backward()
             opts[phase.module].step()
 
     for s in range(warmup):
@@ -79,7 +85,9 @@ def measure(model: str, *, batch: int, steps: int, warmup: int, device: torch.de
     train_ips = steps * batch / (time.perf_counter() - t)
 
     sample_opts = bundle.sample_opts(state) if bundle.sample_opts else {}
-    with torch.no_grad():
+    if bundle.info.get("kind") == "autoencoder":  # an autoencoder "samples" reconstructions of reals
+        sample_opts["reals"] = torch.rand(batch, ch, res, res, device=device) * 2 - 1
+    with torch.no_grad(), autocast:
         for m in modules.values():
             m.eval()
         bundle.sample(modules, batch, **sample_opts)
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 = autocast")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--out", default=None, help="append the Markdown table to this file")
     args = parser.parse_args(argv)
@@ -115,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     rows = []
     for name in args.models:
-        r = measure(name, batch=args.batch, steps=args.steps, warmup=args.warmup, device=device)
+        r = measure(name, batch=args.batch, steps=args.steps, warmup=args.warmup, device=device,
+                    precision=args.precision)
         rows.append((name, r))
         print(f"{name:>18}: {r['train_img_s']:8.1f} train img/s  {r['sample_img_s']:8.1f} sample img/s  "
               f"{r['peak_mem_mb']:8.0f} MiB peak", flush=True)
@@ -125,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"### Speed on {device.type} ({datetime.now(timezone.utc).strftime('%Y-%m-%d')})",
         "",
-        f"Machine: {machine}. Batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up steps. "
+        f"Machine: {machine}. Precision {args.precision}. Batch {args.batch}, {args.steps} timed steps after "
+        f"{args.warmup} warm-up steps. "
         f"Command: `python benchmarks/speed.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
         "",
         "| model | res | G params | D params | train img/s | sample img/s | peak memory (MiB) |",
