@@ -84,7 +84,7 @@ def path_length_penalty(
     h, w_ = img.shape[2], img.shape[3]
     noise = torch.randn_like(img) / (h * w_) ** 0.5
     (grad,) = torch.autograd.grad(outputs=(img * noise).sum(), inputs=w, create_graph=True)
-    lengths = grad.square().sum(2).mean(1).sqrt()  # [N]
+    lengths = grad.float().square().sum(2).mean(1).sqrt()  # [N], fp32 under bf16 autocast too
     # As the official code: the running mean is not detached inside the penalty (its gradient is
     # scaled by ``decay``); the caller stores ``new_mean.detach()``.
     new_mean = pl_mean.lerp(lengths.mean(), decay)
