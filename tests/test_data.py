@@ -148,7 +148,7 @@ def test_conf_files_have_every_key_and_known_names():
         "celeba",
         "lsun",
     }
-    keys = {"name", "root", "split", "fit", "flip", "max_images", "download", "lsun_classes", "verify"}
+    keys = {"name", "root", "split", "fit", "pad_color", "flip", "max_images", "download", "lsun_classes", "verify"}
     for f in files:
         cfg = OmegaConf.load(f)
         assert set(cfg.keys()) == keys, f.name
@@ -241,7 +241,7 @@ def _wide_black() -> Image.Image:
 
 
 def test_fit_pad_keeps_whole_image_on_white():
-    img = to_tensor(prepare_image(_wide_black(), resolution=32, channels=3, fit="pad"))  # [3, 32, 32]
+    img = to_tensor(prepare_image(_wide_black(), resolution=32, channels=3, fit="pad", pad_color="white"))
     assert torch.all(img[:, :8] == 1.0) and torch.all(img[:, 24:] == 1.0)  # white bands top and bottom
     assert torch.all(img[:, 8:24] == -1.0)  # the whole (black) image in the middle
 
@@ -266,7 +266,7 @@ def test_fit_stretch_keeps_everything_distorted():
 
 def test_fit_tall_image_pad():
     img = Image.new("L", (10, 40), 0)  # tall, black
-    out = prepare_image(img, resolution=20, channels=1, fit="pad")[:, :, 0]
+    out = prepare_image(img, resolution=20, channels=1, fit="pad", pad_color=255)[:, :, 0]
     assert (out[:, :7] == 255).all() and (out[:, 13:] == 255).all() and (out[:, 8:12] == 0).all()
 
 
@@ -468,3 +468,37 @@ def test_emoji_classes_from_code_points():
     # of a ZWJ sequence and its reverse (both map to one glyph) the standard order is preferred
     forward, backward = (0x1F468, 0x200D, 0x1F373), (0x1F373, 0x200D, 0x1F468)
     assert min([backward, forward], key=script.sequence_preference) == forward
+
+
+def test_fit_pad_default_uses_the_border_colour():
+    """Black-background data (Fashion-MNIST) pads with black, white-background data with white."""
+    dark = np.zeros((40, 10), dtype=np.uint8)
+    dark[5:35, 3:7] = 200  # a bright garment on black
+    out = prepare_image(Image.fromarray(dark), resolution=20, channels=1, fit="pad")[:, :, 0]
+    assert (out[:, :6] == 0).all() and (out[:, 14:] == 0).all()
+    light = np.full((10, 40, 3), 255, dtype=np.uint8)
+    light[3:7, 5:35] = (200, 30, 30)  # a red object on white
+    out = prepare_image(Image.fromarray(light), resolution=20, channels=3, fit="pad")
+    assert (out[:6] == 255).all() and (out[14:] == 255).all()
+
+
+def test_fit_pad_colour_options():
+    img = Image.new("L", (10, 40), 128)
+    assert (prepare_image(img, resolution=20, channels=1, fit="pad", pad_color="black")[:, 0] == 0).all()
+    rgb = prepare_image(img, resolution=20, channels=3, fit="pad", pad_color=[10, 20, 30])
+    assert tuple(rgb[0, 0]) == (10, 20, 30) and tuple(rgb[10, 10]) == (128, 128, 128)
+    grey = prepare_image(img, resolution=20, channels=1, fit="pad", pad_color=[255, 0, 0])
+    assert grey[0, 0, 0] == round(0.299 * 255)  # luma of pure red
+    for bad in ("grey", 300, [1, 2], True):
+        with pytest.raises(ConfigError, match="data.pad_color"):
+            prepare_image(img, resolution=20, channels=1, fit="pad", pad_color=bad)
+
+
+def test_pad_color_reaches_the_dataset():
+    from ganzoo.data import build_dataset
+
+    cfg = {"name": "fashion", "fit": "pad", "pad_color": "white", "max_images": 2}
+    ds = build_dataset(cfg, resolution=32, channels=1)
+    assert ds.pad_color == "white"
+    with pytest.raises(ConfigError, match="data.pad_color"):
+        build_dataset({"name": "fashion", "pad_color": "mauve"}, resolution=32, channels=1)

@@ -6,6 +6,7 @@
     root: null           # folder: required; torchvision sets: default ~/.cache/ganzoo/datasets/<name>
     split: train         # train | test (celeba also valid | all; lsun train | valid); folder: ignored
     fit: crop            # crop | pad | stretch (see ganzoo.data.transforms)
+    pad_color: border    # fit=pad fill: border (the image's own) | white | black | 0-255 | [r, g, b]
     flip: false          # random horizontal flips; pass `flip=dataset.flip` to build_loader
     max_images: null     # keep only the first N images in dataset order
     download: true       # torchvision sets only
@@ -32,11 +33,12 @@ from ganzoo.data.transforms import FIT_MODES
 from ganzoo.errors import ConfigError
 
 DATASET_NAMES = (*EMBEDDED_FILES, *TORCHVISION_SETS, "folder")
-DATA_KEYS = ("name", "root", "split", "fit", "flip", "max_images", "download", "lsun_classes", "verify")
+DATA_KEYS = ("name", "root", "split", "fit", "pad_color", "flip", "max_images", "download", "lsun_classes", "verify")
 DEFAULTS: dict[str, Any] = {
     "root": None,
     "split": "train",
     "fit": "crop",
+    "pad_color": "border",
     "flip": False,
     "max_images": None,
     "download": True,
@@ -96,6 +98,7 @@ def build_dataset(cfg: Mapping, *, resolution: int, channels: int) -> ImageDatas
         resolution=resolution,
         channels=channels,
         fit=opts["fit"],
+        pad_color=opts["pad_color"],
         flip=bool(opts["flip"]),
         max_images=opts["max_images"],
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ganzoo.data.transforms import check_fit, prepare_image, to_tensor
+from ganzoo.data.transforms import check_fit, check_pad_color, prepare_image, to_tensor
 from ganzoo.errors import ConfigError
 
 Key = int | tuple[int, bool]
@@ -59,12 +60,14 @@ class ImageDataset(Dataset):
         flip: bool = False,
         max_images: int | None = None,
         class_names: Sequence[str] | None = None,
+        pad_color: Any = "border",
     ) -> None:
         check_geometry(resolution, channels)
         self.name = name
         self.resolution = resolution
         self.channels = channels
         self.fit = check_fit(fit)
+        self.pad_color = check_pad_color(pad_color)
         self.flip = bool(flip)  # the configured default; the loader's ``flip`` argument decides
         self.max_images = check_max_images(max_images)
         self.class_names: list[str] | None = list(class_names) if class_names else None
@@ -94,7 +97,8 @@ class ImageDataset(Dataset):
     def _array(self, index: int) -> np.ndarray:
         """The prepared image ``uint8 [R, R, C]``."""
         return prepare_image(
-            self._load(index), resolution=self.resolution, channels=self.channels, fit=self.fit
+            self._load(index), resolution=self.resolution, channels=self.channels, fit=self.fit,
+            pad_color=self.pad_color,
         )
 
     def _index(self, key: Key) -> tuple[int, bool]:

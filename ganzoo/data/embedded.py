@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +62,7 @@ class EmbeddedDataset(ImageDataset):
         resolution: int,
         channels: int,
         fit: str = "crop",
+        pad_color: Any = "border",
         flip: bool = False,
         max_images: int | None = None,
         split: str = "train",
@@ -73,6 +75,7 @@ class EmbeddedDataset(ImageDataset):
             resolution=resolution,
             channels=channels,
             fit=fit,
+            pad_color=pad_color,
             flip=flip,
             max_images=max_images,
             class_names=class_names,

@@ -21,6 +21,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -94,6 +95,7 @@ class ImageFolderDataset(ImageDataset):
         resolution: int,
         channels: int,
         fit: str = "crop",
+        pad_color: Any = "border",
         flip: bool = False,
         max_images: int | None = None,
         verify: bool = True,
@@ -143,6 +145,7 @@ class ImageFolderDataset(ImageDataset):
             resolution=resolution,
             channels=channels,
             fit=fit,
+            pad_color=pad_color,
             flip=flip,
             max_images=max_images,
             class_names=class_dirs or None,

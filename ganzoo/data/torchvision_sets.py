@@ -145,6 +145,7 @@ class TorchvisionDataset(ImageDataset):
         split: str = "train",
         download: bool = True,
         fit: str = "crop",
+        pad_color: Any = "border",
         flip: bool = False,
         max_images: int | None = None,
         lsun_classes: str | Sequence[str] | None = None,
@@ -171,6 +172,7 @@ class TorchvisionDataset(ImageDataset):
             resolution=resolution,
             channels=channels,
             fit=fit,
+            pad_color=pad_color,
             flip=flip,
             max_images=max_images,
             class_names=class_names,
@@ -189,7 +191,8 @@ class TorchvisionDataset(ImageDataset):
         if not isinstance(img, Image.Image):
             img = Image.fromarray(np.asarray(img))
         label = int(target) if self.class_names is not None else -1
-        return prepare_image(img, resolution=self.resolution, channels=self.channels, fit=self.fit), label
+        return prepare_image(img, resolution=self.resolution, channels=self.channels, fit=self.fit,
+                             pad_color=self.pad_color), label
 
     def _load(self, index: int) -> Image.Image:
         return self.tv[index][0]

@@ -8,9 +8,11 @@ Every dataset goes through the same three steps, in this order:
 2. ``fit_square``: the image becomes ``resolution x resolution`` by one of ``FIT_MODES``:
 
    - ``crop``: the largest centred square is cut out, then resized (fills the frame, loses borders);
-   - ``pad``: the longer side is resized to ``resolution`` and the image is centred on a white
-     square (keeps the whole image; white matches the background of RGBA compositing and of
-     the emoji set, and maps to +1);
+   - ``pad``: the longer side is resized to ``resolution`` and the image is centred on a square
+     filled with ``pad_color`` (keeps the whole image). The default ``border`` takes the median
+     colour of the image's own outermost pixels, so black-background data (Fashion-MNIST) pads
+     with black and white-background data (the emoji set, product photos) with white;
+     ``white``, ``black``, a grey level 0-255 or an ``[r, g, b]`` list fix it instead;
    - ``stretch``: both sides are resized independently (keeps everything, distorts the aspect).
 
    Shrinking uses ``LANCZOS`` (antialiased, sharp); enlarging uses ``BICUBIC`` (less ringing than
@@ -19,6 +21,8 @@ Every dataset goes through the same three steps, in this order:
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +34,39 @@ FIT_MODES = ("crop", "pad", "stretch")
 WHITE = 255
 
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def check_pad_color(pad_color: Any) -> Any:
+    """Return ``pad_color`` if valid (``border``, ``white``, ``black``, 0-255 or [r, g, b]), else raise."""
+    ok = pad_color in ("border", "white", "black")
+    if isinstance(pad_color, int) and not isinstance(pad_color, bool):
+        ok = 0 <= pad_color <= 255
+    elif isinstance(pad_color, (list, tuple)):
+        ok = len(pad_color) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in pad_color)
+    if not ok:
+        raise ConfigError(
+            f"data.pad_color={pad_color!r} is not valid; use border (the image's own border colour), white, "
+            "black, a grey level 0-255 or an [r, g, b] list of 0-255 values."
+        )
+    return pad_color
+
+
+def _pad_fill(img: Image.Image, pad_color: Any) -> int | tuple[int, ...]:
+    """The fill colour of ``fit=pad`` in ``img``'s mode (``L`` or ``RGB``)."""
+    bands = len(img.getbands())
+    check_pad_color(pad_color)
+    if pad_color == "border":
+        arr = np.asarray(img).reshape(img.size[1], img.size[0], bands)  # [H, W, C]
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])  # [P, C]
+        fill = tuple(int(v) for v in np.median(border, axis=0).round())
+    elif pad_color in ("white", "black"):
+        fill = (WHITE if pad_color == "white" else 0,) * bands
+    elif isinstance(pad_color, int):
+        fill = (pad_color,) * bands
+    else:  # [r, g, b]: reduced to grey with PIL's luma weights for one-channel images
+        r, g, b = pad_color
+        fill = tuple(pad_color) if bands == 3 else (int(round(0.299 * r + 0.587 * g + 0.114 * b)),)
+    return fill[0] if bands == 1 else fill
 
 
 def check_fit(fit: str) -> str:
@@ -78,7 +115,7 @@ def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.resize(size, _resample(img.size, size))
 
 
-def fit_square(img: Image.Image, resolution: int, fit: str) -> Image.Image:
+def fit_square(img: Image.Image, resolution: int, fit: str, pad_color: Any = "border") -> Image.Image:
     """Make ``img`` a ``resolution x resolution`` image according to ``fit`` (see module doc)."""
     w, h = img.size
     if fit == "stretch" or w == h:
@@ -90,18 +127,22 @@ def fit_square(img: Image.Image, resolution: int, fit: str) -> Image.Image:
     if fit == "pad":
         scale = resolution / max(w, h)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        fill = WHITE if img.mode == "L" else (WHITE,) * len(img.getbands())
+        fill = _pad_fill(img, pad_color)
         canvas = Image.new(img.mode, (resolution, resolution), fill)
         canvas.paste(_resize(img, size), ((resolution - size[0]) // 2, (resolution - size[1]) // 2))
         return canvas
     raise ConfigError(f"data.fit={fit!r} is not known; use one of {', '.join(FIT_MODES)}.")
 
 
-def prepare_image(img: Image.Image, *, resolution: int, channels: int, fit: str) -> np.ndarray:
+def prepare_image(
+    img: Image.Image, *, resolution: int, channels: int, fit: str, pad_color: Any = "border"
+) -> np.ndarray:
     """Channel conversion + fitting: returns ``uint8 [resolution, resolution, channels]``."""
-    if channels == 3 and img.mode == "L":  # same result, a third of the resizing work
-        return np.repeat(prepare_image(img, resolution=resolution, channels=1, fit=fit), 3, axis=-1)
-    img = fit_square(convert_channels(img, channels), resolution, fit)
+    grey_fill = not (isinstance(pad_color, (list, tuple)) and len(set(pad_color)) > 1)
+    if channels == 3 and img.mode == "L" and grey_fill:  # same result, a third of the resizing work
+        one = prepare_image(img, resolution=resolution, channels=1, fit=fit, pad_color=pad_color)
+        return np.repeat(one, 3, axis=-1)
+    img = fit_square(convert_channels(img, channels), resolution, fit, pad_color)
     arr = np.array(img, dtype=np.uint8)  # a writable copy, so torch can wrap it without a warning
     return arr[:, :, None] if arr.ndim == 2 else arr  # [H, W, C]
 
