@@ -124,8 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     rows = []
     for name in args.models:
-        r = measure(name, batch=args.batch, steps=args.steps, warmup=args.warmup, device=device,
-                    precision=args.precision)
+        try:
+            r = measure(name, batch=args.batch, steps=args.steps, warmup=args.warmup, device=device,
+                        precision=args.precision)
+        except Exception as err:  # one failing model must not hide the others' rows
+            print(f"{name:>18}: failed: {type(err).__name__}: {err}", flush=True)
+            rows.append((name, {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"}))
+            continue
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
         rows.append((name, r))
         print(f"{name:>18}: {r['train_img_s']:8.1f} train img/s  {r['sample_img_s']:8.1f} sample img/s  "
               f"{r['peak_mem_mb']:8.0f} MiB peak", flush=True)
@@ -143,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} | | | | | |")
+            continue
         lines.append(f"| {name} | {r['resolution']} | {r['params_G'] / 1e6:.2f}M | {r['params_D'] / 1e6:.2f}M | "
                      f"{r['train_img_s']:.1f} | {r['sample_img_s']:.1f} | {r['peak_mem_mb']:.0f} |")
     text = "\n".join(lines) + "\n"
