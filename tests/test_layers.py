@@ -23,6 +23,8 @@ from ganzoo.layers import (
     NoiseInjection,
     PixelNorm,
     SelfAttention2d,
+    SNConv2d,
+    SNLinear,
     Upsample2d,
     avg_downsample,
     bias_act,
@@ -234,10 +236,11 @@ def test_cbn_argument_checks_and_spectral_norm():
     with pytest.raises(ValueError, match="spectral_norm"):
         ConditionalBatchNorm2d(3, num_classes=2, spectral_norm=True)
     sn = ConditionalBatchNorm2d(3, cond_dim=4, spectral_norm=True)
-    assert hasattr(sn.gain, "parametrizations") and hasattr(sn.bias, "parametrizations")
+    assert isinstance(sn.gain, SNLinear) and isinstance(sn.bias, SNLinear)
     x, y = torch.randn(2, 3, 2, 2), torch.randn(2, 4)
-    sn(x, y)
-    w = sn.gain.weight  # the spectrally normalised weight
+    for _ in range(20):  # power iterations converge over training-mode forwards
+        sn(x, y)
+    w = sn.gain.sn_weight()  # the spectrally normalised weight
     assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.1)
 
 
@@ -417,6 +420,35 @@ def test_attention_identity_at_init_and_rows_sum_to_one():
     assert nopool.attention_map(x).shape == (2, 16, 16)
 
 
+@pytest.mark.parametrize("pool", [True, False])
+def test_attention_goes_where_the_input_forces_it(pool):
+    # Constant queries and a key that is non-zero at one position: every query must attend there,
+    # and the output at every position is that position's value mapped by o (gamma = 1).
+    attn = SelfAttention2d(16, pool=pool)  # f, g: 16 -> 2, h: 16 -> 8, o: 8 -> 16
+    x = torch.zeros(1, 16, 8, 8)
+    x[0, 0] = 1.0  # read by f: the same query everywhere
+    x[0, 1, 5, 2] = 1.0  # read by g: one key position stands out
+    x[0, 2] = torch.randn(8, 8)  # read by h: the values
+    with torch.no_grad():
+        for m in (attn.f, attn.g, attn.h, attn.o):
+            m.weight.zero_()
+        attn.f.weight[0, 0] = 30.0
+        attn.g.weight[0, 1] = 1.0
+        attn.h.weight[0, 2] = 1.0
+        attn.o.weight[3, 0] = 1.0
+        attn.gamma.fill_(1.0)
+    beta = attn.attention_map(x)  # [1, 64, keys]
+    target = (5 // 2) * 4 + 2 // 2 if pool else 5 * 8 + 2
+    assert beta.shape == (1, 64, 16 if pool else 64)
+    assert (beta.argmax(dim=-1) == target).all()
+    assert beta[..., target].min() > 0.999
+    value = x[0, 2, 4:6, 2:4].max() if pool else x[0, 2, 5, 2]  # the 2x2 cell's max when pooled
+    out = attn(x)
+    torch.testing.assert_close(out[0, 3], x[0, 3] + value, atol=1e-4, rtol=0)
+    others = [c for c in range(16) if c != 3]
+    torch.testing.assert_close(out[0, others], x[0, others])
+
+
 def test_attention_bias_choice():
     assert all(c.bias is None for c in (SelfAttention2d(16).f, SelfAttention2d(16).o))
     # f, g: 16 -> 2, h: 16 -> 8, o: 8 -> 16, plus gamma
@@ -457,7 +489,7 @@ def test_attention_matches_hand_computation(pool):
 
 def test_attention_spectral_norm_and_odd_sizes():
     attn = SelfAttention2d(16, spectral_norm=True)
-    assert hasattr(attn.f, "parametrizations")
+    assert all(isinstance(m, SNConv2d) for m in (attn.f, attn.g, attn.h, attn.o))
     x = torch.randn(2, 16, 4, 4)
     assert attn(x).shape == x.shape
     with pytest.raises(ValueError, match="even"):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .norms import maybe_spectral_norm
+from .spectral import sn_conv2d
 
 
 class SelfAttention2d(nn.Module):
@@ -15,18 +15,24 @@ class SelfAttention2d(nn.Module):
     With ``f(x)`` (query, ``C / qk_reduction`` channels), ``g(x)`` (key, same width) and ``h(x)``
     (value, ``C / v_reduction``) 1x1 convolutions, ``beta_ji = softmax_i(f(x_j)^T g(x_i))``
     (Sec. 3, eq. 1) is the weight query position ``j`` gives key position ``i``; the attended
-    values are mapped back to ``C`` channels by the 1x1 convolution ``o`` (eq. 2) and added with
-    a learned scalar ``gamma`` that starts at 0 (eq. 3), so the block is the identity at first.
+    values are mapped back to ``C`` channels by the 1x1 convolution ``o`` (``v`` in eq. 2) and
+    added with a learned scalar ``gamma`` that starts at 0 (eq. 3), so the block is the identity
+    at first. (Eq. 1 writes ``s_ij = f(x_i)^T g(x_j)`` with ``f`` on the attended side; ``f`` and
+    ``g`` have the same shape, so swapping their names changes nothing. Here they follow the
+    official code: ``f`` = ``theta``, the un-pooled query; ``g`` = ``phi``, the pooled key.)
 
-    Details of the official code (brain-research/self-attention-gan, BigGAN-PyTorch) kept here:
+    Checked against the official TF code (``non_local.sn_non_local_block_sim``), StudioGAN's
+    ``ops.SelfAttention`` and BigGAN-PyTorch's ``Attention``, which all agree on:
 
     * ``pool``: keys and values are 2x2 max-pooled, so ``HW / 4`` key positions (needs even H, W).
-    * ``bias=False``: none of the four 1x1 convolutions has a bias (TF ``sn_conv1x1``; BigGAN's
-      ``Attention`` passes ``bias=False``).
-    * value width ``C / 2`` (``v_reduction=2``), query/key width ``C / 8``.
-    * weights use Xavier-uniform initialisation (the SAGAN code; BigGAN re-initialises its
-      whole model orthogonally, which models can still do).
-    * ``spectral_norm`` on all four convolutions (both SAGAN networks use SN everywhere).
+    * ``bias=False``: none of the four 1x1 convolutions has a bias (TF ``sn_conv1x1``).
+    * value width ``C / 2`` (``v_reduction=2``), query/key width ``C / 8``. The paper's text
+      gives ``C / 8`` for the value too (Sec. 3); the code, and so the parameter counts, use
+      ``C / 2``.
+    * weights use Xavier-uniform initialisation (the SAGAN code; BigGAN and StudioGAN
+      re-initialise their whole model orthogonally, which models can still do).
+    * ``spectral_norm`` on all four convolutions (both SAGAN networks use SN everywhere), with
+      :mod:`ganzoo.layers.spectral` so the power-iteration vectors are checkpointed buffers.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class SelfAttention2d(nn.Module):
         pool: bool = True,
         spectral_norm: bool = False,
         bias: bool = False,
+        sn_eps: float = 1e-6,
     ):
         super().__init__()
         if channels < qk_reduction or channels < v_reduction:
@@ -51,11 +58,11 @@ class SelfAttention2d(nn.Module):
         self.pool = pool
 
         def conv1x1(cin: int, cout: int) -> nn.Module:
-            conv = nn.Conv2d(cin, cout, kernel_size=1, bias=bias)
+            conv = sn_conv2d(cin, cout, kernel_size=1, bias=bias, sn=spectral_norm, sn_eps=sn_eps)
             nn.init.xavier_uniform_(conv.weight)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
-            return maybe_spectral_norm(conv, spectral_norm)
+            return conv
 
         self.f = conv1x1(channels, self.qk_channels)  # query
         self.g = conv1x1(channels, self.qk_channels)  # key

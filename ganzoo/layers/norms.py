@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import torch
 from torch import nn
 
 from .equalized import EqualizedLinear
-
-M = TypeVar("M", bound=nn.Module)
-
-
-def maybe_spectral_norm(module: M, enabled: bool = True) -> M:
-    """Wrap ``module`` with spectral normalisation (Miyato et al. 2018) when ``enabled``.
-
-    Uses the parametrization API (``torch.nn.utils.parametrizations.spectral_norm``): the raw
-    weight lives at ``module.parametrizations.weight.original`` and one power iteration runs per
-    training-mode forward, as in the SAGAN and BigGAN code. Initialise weights before wrapping.
-    """
-    if not enabled:
-        return module
-    return nn.utils.parametrizations.spectral_norm(module)
+from .spectral import sn_linear
 
 
 class PixelNorm(nn.Module):
@@ -91,7 +76,8 @@ class ConditionalBatchNorm2d(nn.Module):
     * ``cond_dim``: BigGAN's shared embedding + z chunk (Brock et al. 2019, Sec. 3 and App. B):
       ``gain = 1 + L_g(y)``, ``bias = L_b(y)`` with bias-free linear maps of a float vector
       ``y`` ``[N, cond_dim]`` (bias-free as in the official BigGAN-PyTorch ``ccbn``), optionally
-      spectrally normalised (BigGAN's G uses SN everywhere but on the shared embedding).
+      spectrally normalised (BigGAN's G uses SN everywhere but on the shared embedding) with
+      :func:`~ganzoo.layers.spectral.sn_linear` (``sn_eps`` is its power-iteration epsilon).
 
     ``spectral_norm`` is only meaningful for ``cond_dim``: the official SAGAN gathers unnormalised
     ``[num_classes, C]`` tables, so asking for it with ``num_classes`` is an error.
@@ -106,6 +92,7 @@ class ConditionalBatchNorm2d(nn.Module):
         eps: float = 1e-5,
         momentum: float = 0.1,
         spectral_norm: bool = False,
+        sn_eps: float = 1e-6,
     ):
         super().__init__()
         if (num_classes is None) == (cond_dim is None):
@@ -125,15 +112,23 @@ class ConditionalBatchNorm2d(nn.Module):
             nn.init.zeros_(self.bias.weight)
         else:
             assert cond_dim is not None
-            self.gain = maybe_spectral_norm(nn.Linear(cond_dim, num_features, bias=False), spectral_norm)
-            self.bias = maybe_spectral_norm(nn.Linear(cond_dim, num_features, bias=False), spectral_norm)
+            self.gain = sn_linear(cond_dim, num_features, bias=False, sn=spectral_norm, sn_eps=sn_eps)
+            self.bias = sn_linear(cond_dim, num_features, bias=False, sn=spectral_norm, sn_eps=sn_eps)
 
     def gain_bias(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample ``(gain, bias)``, each ``[N, C, 1, 1]``."""
         if self.num_classes is not None:
-            if y.dtype not in (torch.int64, torch.int32):
-                raise TypeError(f"class-conditional BN expects integer labels [N], got {y.dtype}")
-            gain, bias = self.gain(y), self.bias(y)  # [N, C]
+            if y.is_floating_point() and y.ndim == 2 and y.shape[1] == self.num_classes:
+                # class weights [N, K] (a one-hot row = that class): mixes the tables linearly,
+                # which is how class interpolation drives a table-conditioned G
+                gain, bias = y @ self.gain.weight, y @ self.bias.weight  # [N, C]
+            elif y.dtype in (torch.int64, torch.int32):
+                gain, bias = self.gain(y), self.bias(y)  # [N, C]
+            else:
+                raise TypeError(
+                    f"class-conditional BN expects integer labels [N] or class weights [N, {self.num_classes}], "
+                    f"got {y.dtype} {tuple(y.shape)}"
+                )
         else:
             gain, bias = 1.0 + self.gain(y), self.bias(y)  # [N, C]
         return gain[:, :, None, None], bias[:, :, None, None]
