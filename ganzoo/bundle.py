@@ -169,13 +169,24 @@ class EMASpec:
 
     ``half_life_kimg`` is the number of thousands of images over which a weight's
     contribution halves; ``rampup`` (or None) caps it at ``rampup * images_seen`` early on.
+
+    BigGAN-PyTorch's form (``utils.ema``): ``decay`` is a fixed per-step beta (0.9999) that
+    replaces the half-life, and until ``start_kimg`` thousand images have been seen beta is 0,
+    so the average is a copy of the module (its ``ema_start``, counted in iterations there:
+    ``start_kimg = ema_start * images per step / 1000``).
     """
 
     module: str = "G"
     half_life_kimg: float = 10.0
     rampup: float | None = 0.05
+    start_kimg: float = 0.0
+    decay: float | None = None
 
     def beta(self, batch_size: int, images_seen: int) -> float:
+        if images_seen < self.start_kimg * 1000.0:
+            return 0.0
+        if self.decay is not None:
+            return float(self.decay)
         half_life = self.half_life_kimg * 1000.0
         if self.rampup is not None:
             half_life = min(half_life, images_seen * self.rampup)
@@ -273,6 +284,51 @@ def gan_bundle(
         sample_opts=sample_opts,
         info=info,
     )
+
+
+def sample_reconstruction(
+    modules: Mapping[str, nn.Module],
+    n: int | None = None,
+    *,
+    reals: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    module: str = "G",
+    **opts: Any,
+) -> torch.Tensor:
+    """Reconstruct ``reals`` [N, C, H, W] in ``[-1, 1]`` with an autoencoder ``G(img) -> (img_rec, ...)``.
+
+    Without ``reals``, ``n`` images are decoded from codes drawn uniformly (with ``generator``): an
+    autoencoder has no prior of its own (a stage-2 prior bundle samples meaningful codes). GAN options
+    (``z``, ``c``) are ignored.
+    """
+    G = modules[module]
+    device = next(G.parameters()).device
+    if reals is None:
+        if n is None:
+            raise ValueError("sample_reconstruction needs reals=[N, C, H, W] (or n for uniformly drawn codes)")
+        h, w = G.code_shape
+        idx = torch.randint(0, int(G.n_embed), (n, h, w), generator=generator)  # [N, h, w]
+        return G.decode_indices(idx.to(device))
+    return G(reals.to(device))[0]
+
+
+def autoencoder_bundle(G: nn.Module, D: nn.Module, objective: Objective, *, ema: EMASpec | None = None) -> Bundle:
+    """The bundle of a (vector-quantized) autoencoder trained against ``D`` (VQ-GAN, ViT-VQGAN stage 1).
+
+    ``info["kind"] == "autoencoder"`` tells tools (trainer sample grids, eval) to show reconstructions of
+    real images; it also records ``n_embed`` and ``code_shape`` (the code grid, for a stage-2 prior).
+    """
+    info: dict[str, Any] = {
+        "kind": "autoencoder",
+        "resolution": int(G.img_resolution),
+        "channels": int(G.img_channels),
+        "c_dim": 0,
+        "z_dim": 0,
+        "n_embed": int(G.n_embed),
+        "embed_dim": int(G.embed_dim),
+        "code_shape": tuple(int(s) for s in G.code_shape),
+    }
+    return Bundle(modules={"G": G, "D": D}, objective=objective, sample=sample_reconstruction, ema=ema, info=info)
 
 
 def count_params(module: nn.Module) -> int:

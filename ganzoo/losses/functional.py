@@ -93,19 +93,66 @@ def path_length_penalty(
 
 
 def orthogonal_regularization(weights, *, strength: float = 1e-4, blacklist=()) -> torch.Tensor:
-    """BigGAN's orthogonal regulariser ``beta * ||W^T W * (1 - I)||_F^2`` (Brock et al. 2019, eq. 3).
+    """BigGAN's orthogonal regulariser ``strength * sum_W ||W W^T * (1 - I)||_F^2`` (Brock et al. 2019,
+    Sec. 3.1, eq. 3: the off-diagonal form, which leaves the row norms free).
 
-    Applied to every matrix/conv weight (flattened to ``[out, -1]``) not in ``blacklist``.
+    Every weight with at least two dimensions that is not in ``blacklist`` (compared by identity)
+    is flattened to ``[out, in * k * k]`` (rows = output units, as BigGAN-PyTorch's ``utils.ortho``).
+    The Gram matrices are computed in fp32 with autocast off, so bf16 training regularises the
+    same quantity. The gradient of one term is ``4 * strength * (W W^T * (1 - I)) W``;
+    BigGAN-PyTorch adds ``2 * beta * (W W^T * (1 - I)) W`` to ``.grad`` directly, i.e. the gradient
+    of this function with ``strength = beta / 2`` (see ``ganzoo.models.biggan``).
     """
     total = None
     for W in weights:
         if W.ndim < 2 or any(W is b for b in blacklist):
             continue
-        m = W.flatten(1)
-        gram = m @ m.t()
-        off = gram * (1.0 - torch.eye(gram.shape[0], device=W.device, dtype=W.dtype))
-        term = off.square().sum()
+        with torch.autocast(device_type=W.device.type, enabled=False):
+            m = W.float().flatten(1)  # [out, in * k * k]
+            gram = m @ m.t()  # [out, out]
+            off = gram * (1.0 - torch.eye(gram.shape[0], device=W.device, dtype=gram.dtype))
+            term = off.square().sum()
         total = term if total is None else total + term
     if total is None:
         raise ValueError("orthogonal_regularization found no weight matrices")
     return strength * total
+
+
+def logit_laplace_nll(
+    target: torch.Tensor,
+    reconstruction: torch.Tensor,
+    *,
+    log_scale: torch.Tensor | float = 0.0,
+    eps: float = 0.1,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Negative log-likelihood of ``target`` under a logit-Laplace distribution (DALL-E, Ramesh et
+    al. 2021, App. A.3; the ``L_Logit-Laplace`` term of ViT-VQGAN, Yu et al. 2022, Sec. 3.3); the
+    mean, or per element with ``reduction="none"``.
+
+    Pixels in ``[-1, 1]`` are mapped to ``(eps, 1 - eps)`` by ``phi(x) = (1 - 2 eps) (x + 1) / 2 + eps``
+    (DALL-E Eq. 3); the density of ``x`` in ``(0, 1)`` is
+    ``f(x | mu, b) = exp(-|logit(x) - mu| / b) / (2 b x (1 - x))``, so the loss per element is
+    ``log(2 b x (1 - x)) + |logit(x) - mu| / b`` with ``x = phi(target)``.
+
+    ViT-VQGAN's decoder predicts one value per pixel, so the location is taken from the
+    reconstruction itself, ``mu = logit(phi(clamp(reconstruction, -1, 1)))`` (clamped so that
+    ``mu`` stays finite; outside ``[-1, 1]`` only the L2 term pulls the output back), and the scale
+    ``b = exp(log_scale)`` is 1 unless a decoder predicts it (a tensor broadcastable to the images).
+    """
+    if not 0.0 < eps < 0.5:
+        raise ValueError(f"eps must lie in (0, 0.5), got {eps}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+    def phi(x: torch.Tensor) -> torch.Tensor:
+        return (1.0 - 2.0 * eps) * (x + 1.0) / 2.0 + eps
+
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        x = phi(target.float())
+        mu = torch.logit(phi(reconstruction.float().clamp(-1.0, 1.0)))
+        log_b = torch.as_tensor(log_scale, device=target.device, dtype=torch.float32)
+        nll = (
+            torch.log(2.0 * x * (1.0 - x)) + log_b + (torch.logit(x) - mu).abs() * torch.exp(-log_b)
+        )
+        return nll.mean() if reduction == "mean" else nll

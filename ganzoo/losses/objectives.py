@@ -8,6 +8,9 @@ hooks instead of copying the loop:
 - ``prepare_reals(img, ctx)``: how real images are shown to D (ProGAN: downscaled to the
   current resolution and blended during fade-in).
 - ``extra_phases``: more phases (StyleGAN2: lazy path-length regularisation of G).
+- ``g_penalty(ctx) -> (loss, logs)``: a term added to G's main loss (BigGAN: orthogonal
+  regularisation of G's weights). The trainer divides each micro-batch loss by
+  ``trainer.accumulate`` and sums them, so the term enters G's gradient once per step.
 
 Phase order follows StyleGAN2-ADA's ``Gmain, Greg, Dmain, Dreg``.
 """
@@ -51,6 +54,7 @@ class AdversarialObjective(Objective):
         d_repeats: D steps per G step (BigGAN: 2), each on a fresh real batch.
         g_kwargs, prepare_reals: hooks, see the module docstring.
         extra_phases: inserted after ``Gmain`` (e.g. ``Greg``).
+        g_penalty: optional term added to the ``Gmain`` loss, see the module docstring.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class AdversarialObjective(Objective):
         prepare_reals: Callable[[torch.Tensor, StepContext], torch.Tensor] = _identity_reals,
         extra_phases: list[Phase] | None = None,
         g_optim_interval: int = 1,
+        g_penalty: Callable[[StepContext], tuple[torch.Tensor, dict[str, Any]]] | None = None,
     ):
         if loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(GAN_LOSSES)}")
@@ -76,6 +81,7 @@ class AdversarialObjective(Objective):
         self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
         self.gp_lambda, self.drift = float(gp_lambda), float(drift)
         self.g_kwargs, self.prepare_reals = g_kwargs, prepare_reals
+        self.g_penalty = g_penalty
         lazy_r1 = self.r1_gamma > 0 and self.r1_interval > 1
         phases = [Phase("Gmain", "G", self.g_main, needs_batch=False)]
         phases += extra_phases or []
@@ -107,7 +113,12 @@ class AdversarialObjective(Objective):
         fake, c = self.generate(ctx, len(batch))
         logits = self.discriminate(ctx, fake, c)
         loss = self.g_loss_fn(logits)
-        return loss, {"loss/G": loss.detach()}
+        logs: dict[str, Any] = {"loss/G": loss.detach()}
+        if self.g_penalty is not None:
+            reg, reg_logs = self.g_penalty(ctx)
+            loss = loss + reg
+            logs.update(reg_logs)
+        return loss, logs
 
     def d_main(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, Any]]:
         n = len(batch)
