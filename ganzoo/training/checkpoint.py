@@ -10,7 +10,14 @@ A snapshot named ``snapshot-<images_seen>`` is two files in ``<run>/checkpoints/
 
 ``latest.json`` names the newest complete snapshot. Every file is written to a temporary name
 and renamed, so a crash never leaves a half-written checkpoint behind, and ``latest.json`` is
-updated only after both files are in place.
+updated only after both files are in place. Temporary files of a killed write are removed by
+:func:`clean_temp_files` on the next start. A snapshot with a non-finite weight is never written.
+
+Fault injection (tests, ``docs/reliability.md``): ``GANZOO_FAULT=<point>:<n>[:<signal>]`` (several
+separated by commas) sends the process ``signal`` (default KILL) the ``n``-th time it reaches
+``point``: ``<kind>.begin`` (temporary file created, empty), ``<kind>.written`` (temporary file
+complete, not yet renamed) or ``<kind>.renamed`` for ``kind`` in weights, state, latest, and the
+trainer's ``step`` (after each optimizer step) and ``startup``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import signal
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,21 +45,82 @@ FORMAT_VERSION = 1
 EMA_PREFIX = "ema."
 
 
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Test hook: deliver the signal that ``$GANZOO_FAULT`` names at its ``n``-th visit of ``name``."""
+    spec = os.environ.get("GANZOO_FAULT")
+    if not spec:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    for item in spec.split(","):
+        point, _, rest = item.strip().partition(":")
+        count, _, sig = rest.partition(":")
+        if point == name and count.isdigit() and int(count) == _FAULT_COUNTS[name]:
+            os.kill(os.getpid(), getattr(signal, f"SIG{(sig or 'KILL').upper()}"))
+
+
+def _write_kind(path: Path) -> str:
+    if path.name.endswith(".safetensors"):
+        return "weights"
+    if path.name.endswith(".state.pt"):
+        return "state"
+    return "latest" if path.name == "latest.json" else "other"
+
+
+# Temporary names made by atomic_write: ".<final name>.<random>" (tempfile.mkstemp).
+_TEMP_RE = re.compile(r"^\.(snapshot-\d+|best|latest)\.(safetensors|state\.pt|json)\.[A-Za-z0-9_]+$")
+
+
 def atomic_write(path: Path, write_fn) -> None:
     """Call ``write_fn(tmp_path)`` then atomically rename the result to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    kind = _write_kind(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
+        fault_point(f"{kind}.begin")
         write_fn(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        fault_point(f"{kind}.written")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fault_point(f"{kind}.renamed")
+
+
+def clean_temp_files(ckpt_dir: Path) -> list[Path]:
+    """Remove temporary files left by writes that were killed (only names ``atomic_write`` makes)."""
+    removed = []
+    if ckpt_dir.is_dir():
+        for p in ckpt_dir.iterdir():
+            if _TEMP_RE.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def nonfinite_keys(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Keys of floating-point tensors holding a NaN or an infinity."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def check_finite_weights(modules: Mapping[str, nn.Module], path: str | os.PathLike) -> None:
+    """Refuse weights with NaN or infinity (a diverged run), naming the tensors and what to do."""
+    bad = []
+    for name, module in modules.items():
+        bad += [f"{name}.{k}" for k in nonfinite_keys(module.state_dict())]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds non-finite weights ({', '.join(bad[:3])}{'...' if len(bad) > 3 else ''}): "
+            "the run had diverged when it was written, so its images or scores would be meaningless. Use an earlier "
+            "snapshot from the same checkpoints/ folder (pass the snapshot-*.safetensors file)."
+        )
 
 
 def rng_state() -> dict[str, Any]:
@@ -120,6 +190,9 @@ def save_snapshot(
         tensors.update({f"{mod_name}.{k}": v for k, v in _contiguous(mod.state_dict()).items()})
     for mod_name, mod in ema.items():
         tensors.update({f"{EMA_PREFIX}{mod_name}.{k}": v for k, v in _contiguous(mod.state_dict()).items()})
+    bad = nonfinite_keys(tensors)
+    if bad:  # the invariant behind every guarantee on checkpoints: never write a diverged snapshot
+        raise CheckpointError(f"refusing to write snapshot {name!r}: non-finite weights in {bad[:3]}")
     meta = {"format": str(FORMAT_VERSION), **{k: str(v) for k, v in metadata.items()}}
     weights_path = ckpt_dir / f"{name}.safetensors"
     atomic_write(weights_path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -129,11 +202,72 @@ def save_snapshot(
     pointer = {"name": name, "images_seen": int(state["images_seen"]), "step": int(state["step"])}
     atomic_write(ckpt_dir / "latest.json", lambda tmp: Path(tmp).write_text(json.dumps(pointer)))
     if keep > 0:
-        snaps = sorted(ckpt_dir.glob("snapshot-*.safetensors"))
-        for old in snaps[:-keep]:
-            old.unlink(missing_ok=True)
+        # The snapshot just written (finite, checked above) is always kept, even when snapshots of an
+        # abandoned, later timeline (a resume from an earlier snapshot) sort after it.
+        others = [p for p in sorted(ckpt_dir.glob("snapshot-*.safetensors")) if p != weights_path]
+        for old in others[: max(len(others) - (keep - 1), 0)]:
             old.with_name(old.name.replace(".safetensors", ".state.pt")).unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
     return weights_path
+
+
+def _state_path(weights_path: Path) -> Path:
+    return weights_path.with_name(weights_path.name.replace(".safetensors", ".state.pt"))
+
+
+def complete_snapshots(ckpt_dir: Path) -> list[Path]:
+    """Numbered snapshots whose weights and state files both exist, oldest first."""
+    return [p for p in sorted(ckpt_dir.glob("snapshot-*.safetensors")) if _state_path(p).exists()]
+
+
+def _ckpt_dir(p: Path) -> Path:
+    return p / "checkpoints" if (p / "checkpoints").is_dir() else p
+
+
+def find_resumable(path: str | os.PathLike) -> Path | None:
+    """The snapshot to resume from, or None when a run folder holds no complete snapshot yet (its
+    first write was killed). A snapshot file named explicitly must exist."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return find_checkpoint(p)
+    if not p.is_dir():
+        find_checkpoint(p)  # raises the "does not exist" message
+    ckpt_dir = _ckpt_dir(p)
+    pointer = ckpt_dir / "latest.json"
+    if pointer.exists():
+        try:
+            candidate = ckpt_dir / f"{json.loads(pointer.read_text())['name']}.safetensors"
+            if candidate.exists() and _state_path(candidate).exists():
+                return candidate
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass
+    snaps = complete_snapshots(ckpt_dir)
+    return snaps[-1] if snaps else None
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a snapshot's weights file, reading only its header."""
+    weights_path = find_checkpoint(path)
+    try:
+        with open(weights_path, "rb") as fh:
+            header_len = int.from_bytes(fh.read(8), "little")
+            if header_len > 100_000_000:
+                raise ValueError("header too large")
+            return dict(json.loads(fh.read(header_len)).get("__metadata__", {}) or {})
+    except (OSError, ValueError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read checkpoint {str(weights_path)!r} ({err}); it is corrupt") from err
+
+
+def newest_finite_snapshot(ckpt_dir: Path) -> Path | None:
+    """The newest complete snapshot that loads and holds only finite weights (each is loaded to check)."""
+    for p in reversed(complete_snapshots(ckpt_dir)):
+        try:
+            snap = load_snapshot(p)
+        except CheckpointError:
+            continue
+        if not any(nonfinite_keys(sd) for sd in [*snap.weights.values(), *snap.ema.values()]):
+            return p
+    return None
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
@@ -164,7 +298,8 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
             f"no checkpoint found in {str(p)!r}: expected checkpoints/snapshot-*.safetensors. "
             "Has this run saved one yet (see trainer.checkpoint_every_kimg)?"
         )
-    return snaps[-1]
+    complete = [s for s in snaps if _state_path(s).exists()]  # a weights file whose state write was killed
+    return (complete or snaps)[-1]
 
 
 def load_snapshot(path: str | os.PathLike, *, with_state: bool = True) -> Snapshot:

@@ -12,7 +12,7 @@ def compose_train_config(overrides: Sequence[str] | None = None) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ..cli import config_dir
+    from ..paths import config_dir
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -22,80 +22,40 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import __version__
-from ..bundle import Batch, Bundle, Phase, StepContext
+from ..bundle import Batch, Phase, StepContext
 from ..data import build_dataset, build_loader
-from ..errors import CheckpointError, ConfigError, GanzooError
-from ..registry import build_model
+from ..errors import CheckpointError, ConfigError, DivergedError, GanzooError
+from ..runtime import build_bundle, model_kwargs, select_device  # noqa: F401  (re-exported)
+from ..sampling.conditional import class_grid_shape
 from ..sampling.images import save_grid
 from . import distributed as dist
-from .checkpoint import load_module_weights, load_snapshot, rng_state, save_snapshot, set_rng_state
+from .checkpoint import (
+    atomic_write,
+    clean_temp_files,
+    fault_point,
+    find_resumable,
+    load_module_weights,
+    load_snapshot,
+    newest_finite_snapshot,
+    nonfinite_keys,
+    rng_state,
+    save_snapshot,
+    set_rng_state,
+)
 from .ema import make_ema, update_ema
+from .guard import DivergenceGuard, GuardConfig
 from .loggers import JSONLLogger, MultiLogger, WandbLogger
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"trainer.device={name!r} is not a device; use auto, cpu, cuda, cuda:1 or mps") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device=cuda but no CUDA GPU is visible; use trainer.device=auto or cpu")
-    return device
-
-
-def model_kwargs(model_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Split the ``model:`` config group into the registry name and builder keyword arguments."""
-    cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
-    if "name" not in cfg:
-        raise ConfigError("the model config has no 'name:' (the registry key); pick one with model=<name>")
-    name = cfg.pop("name")
-    return name, cfg
-
-
-def build_bundle(model_cfg: Mapping[str, Any], *, num_classes: int = 0) -> Bundle:
-    """Build the bundle described by a ``model:`` config; ``c_dim: auto`` takes the data's classes."""
-    name, kwargs = model_kwargs(model_cfg)
-    if kwargs.get("c_dim") == "auto":
-        kwargs["c_dim"] = num_classes
-    return build_model(name, **kwargs)
-
-
-class _Stop:
-    """Turns the first Ctrl-C into a clean stop with a checkpoint; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> _Stop:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not in the main thread
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort)...", flush=True)
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+from .resume import exactness_differences, state_problem
+from .signals import StopRequest
+from .validate import check_classes, report_empty_class_folders, validate_config
 
 
 class Trainer:
     """Runs one training job described by a composed Hydra config in ``run_dir``."""
 
     def __init__(self, cfg: DictConfig, run_dir: str | Path):
+        validate_config(cfg)  # every value checked before anything is built (one message, no traceback)
+        fault_point("startup")
         self.cfg = cfg
         self.tcfg = cfg.trainer
         self.run_dir = Path(run_dir)
@@ -112,19 +72,13 @@ class Trainer:
 
         # Model first (its resolution and channels decide how the data is prepared).
         self.bundle = build_bundle(cfg.model, num_classes=self._peek_num_classes())
+        if cfg.model.get("c_dim") == "auto":  # record the number: checkpoints rebuild G from the saved model config
+            cfg.model.c_dim = self.bundle.c_dim
         self.dataset = build_dataset(cfg.data, resolution=self.bundle.resolution, channels=self.bundle.channels)
         probe_classes = self.dataset.num_classes
         self.c_dim = self.bundle.c_dim
-        if self.c_dim > 0 and probe_classes == 0:
-            raise ConfigError(
-                f"model is class-conditional (c_dim={self.c_dim}) but dataset {cfg.data.name!r} has no labels; "
-                "set model.c_dim=0 or use labelled data (class subfolders for data=folder)"
-            )
-        if self.c_dim > 0 and probe_classes > self.c_dim:
-            raise ConfigError(
-                f"dataset {cfg.data.name!r} has {probe_classes} classes but model.c_dim={self.c_dim}; "
-                f"set model.c_dim={probe_classes} (or model.c_dim=auto)"
-            )
+        report_empty_class_folders(self.dataset)
+        check_classes(self.c_dim, probe_classes, str(cfg.data.name), force=bool(self.tcfg.get("force_c_dim", False)))
 
         self.modules: dict[str, nn.Module] = {k: m.to(self.device) for k, m in self.bundle.modules.items()}
         for m in self.modules.values():
@@ -145,6 +99,9 @@ class Trainer:
                 f"trainer.batch_size={self.batch_size} is not divisible by trainer.accumulate={self.tcfg.accumulate}"
             )
         self._restored_rng: dict[str, Any] | None = None
+        self.resumed_from: Path | None = None
+        self.stopped: str | None = None  # the signal that stopped the last fit() early, if any
+        self.guard = DivergenceGuard(GuardConfig.from_config(self.tcfg.get("guard")), self.device)
         self._t_start, self._eval_s = time.time(), 0.0
         self.best: float | None = None
         self.evaluator = None
@@ -201,7 +158,13 @@ class Trainer:
         return OmegaConf.to_yaml(self.cfg.model, resolve=True)
 
     def _resume(self, path: str) -> None:
-        snap = load_snapshot(path)
+        snap_path = find_resumable(path)
+        if snap_path is None:
+            print(f"warning: {path!r} holds no complete checkpoint yet (its first checkpoint write was interrupted); "
+                  "this run starts from the beginning.", file=sys.stderr, flush=True)
+            return
+        snap = load_snapshot(snap_path)
+        force = bool(self.tcfg.get("resume_force", False))
         if snap.model_name and snap.model_name != str(self.cfg.model.name):
             raise CheckpointError(
                 f"checkpoint {str(snap.path)!r} was written by model {snap.model_name!r}, but this run is "
@@ -212,9 +175,39 @@ class Trainer:
             saved = OmegaConf.to_container(OmegaConf.create(saved_model_cfg))
             now = OmegaConf.to_container(OmegaConf.create(self._model_config_yaml()))
             diff = _dict_diff(saved, now)
+            if not force:
+                raise CheckpointError(
+                    f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
+                    "Resume with the same model.* settings (they are in the run's config.yaml), or add "
+                    "trainer.resume_force=true to continue with the new ones (e.g. a lower learning rate)."
+                )
+            print(f"warning: resuming with a different model config ({diff}), as trainer.resume_force=true asks",
+                  file=sys.stderr, flush=True)
+        if snap.config_yaml:
+            diffs = exactness_differences(OmegaConf.create(snap.config_yaml), self.cfg)
+            if diffs and not force:
+                raise ConfigError(
+                    f"resuming {str(snap.path)!r} with settings that differ from the run's: {'; '.join(diffs[:6])}. "
+                    "The run would not continue exactly (other images, random streams or numerics). Drop these "
+                    "overrides (a resumed run takes its own config), or add trainer.resume_force=true to go on anyway."
+                )
+            if diffs:
+                print(f"warning: resuming with {'; '.join(diffs[:6])}: the run does not continue exactly "
+                      "(trainer.resume_force=true)", file=sys.stderr, flush=True)
+        bad = [f"{k}.{t}" for k, sd in [*snap.weights.items(), *snap.ema.items()] for t in nonfinite_keys(sd)]
+        if bad:
+            good = newest_finite_snapshot(snap.path.parent)
             raise CheckpointError(
-                f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
-                "Resume with the same model.* settings (they are in the run's config.yaml)."
+                f"checkpoint {str(snap.path)!r} holds non-finite weights ({', '.join(bad[:3])}): the run had diverged. "
+                + (f"Resume from {str(good)!r}, the newest finite snapshot, with a lower learning rate."
+                   if good else "No finite snapshot is left in its folder; start a new run with a lower learning rate.")
+            )
+        state = snap.state
+        problem = state_problem(state, self.optimizers)
+        if problem:
+            raise CheckpointError(
+                f"training state {str(snap.path).replace('.safetensors', '.state.pt')!r} is malformed ({problem}); "
+                "it was not written by this version of ganzoo or was edited. Resume from another snapshot."
             )
         for name, module in self.modules.items():
             if name not in snap.weights:
@@ -222,10 +215,19 @@ class Trainer:
             load_module_weights(module, snap.weights[name], what=f"module {name}")
         for name, module in self.ema.items():
             load_module_weights(module, snap.ema.get(name, snap.weights[name]), what=f"EMA of {name}")
-        state = snap.state or {}
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        self.objective.load_state_dict(state.get("objective", {}))
+        try:
+            for name, opt in self.optimizers.items():
+                # Hyperparameters come from the config (e.g. a lower lr with resume_force), moments from the file.
+                fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                opt.load_state_dict(state["optimizers"][name])
+                for group, hyper in zip(opt.param_groups, fresh):
+                    group.update(hyper)
+            self.objective.load_state_dict(state.get("objective", {}))
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise CheckpointError(
+                f"the optimizer or objective state in {str(snap.path)!r} does not fit this model ({err}); use the "
+                "same model settings as the run that wrote it."
+            ) from err
         self.step = int(state["step"])
         self.images_seen = int(state["images_seen"])
         self._restored_rng = state.get("rng")
@@ -234,6 +236,7 @@ class Trainer:
 
     # -- checkpointing, sampling, logging ------------------------------------------------------
     def save_checkpoint(self, name: str | None = None) -> Path | None:
+        self._check_health()  # never write a diverged snapshot
         if not self.is_main:
             return None
         state = {
@@ -269,8 +272,14 @@ class Trainer:
         n = int(self.tcfg.grid)
         z_dim = int(self.bundle.info.get("z_dim", 0))
         z = torch.randn(n, z_dim, generator=g) if z_dim else None
-        c = torch.arange(n) % self.c_dim if self.c_dim > 0 else None
-        return {"z": z, "c": c}
+        c, nrow = None, None
+        if self.c_dim > 0:  # row k = class k (the first classes if not all fit), one z per column
+            rows, nrow = class_grid_shape(n, self.c_dim)
+            c = torch.arange(rows).repeat_interleave(nrow)  # [rows * nrow]
+            z = z[:nrow].repeat(rows, 1) if z is not None else None  # [rows * nrow, z_dim]
+        # Autoencoders reconstruct fixed real images instead of drawing from latents.
+        reals = self._reals_for_grid() if self.bundle.info.get("kind") == "autoencoder" else None
+        return {"z": z, "c": c, "reals": reals, "nrow": nrow}
 
     @torch.no_grad()
     def save_samples(self, state: Mapping[str, Any]) -> Path | None:
@@ -285,16 +294,24 @@ class Trainer:
         # Sampling must not disturb the training RNG stream (resume exactness).
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             chunks = []
-            for i in range(0, int(self.tcfg.grid), int(self.tcfg.batch_size)):
+            reals = latents.get("reals")
+            total = reals.shape[0] if reals is not None else int(self.tcfg.grid)
+            total = latents["c"].shape[0] if latents["c"] is not None and reals is None else total
+            for i in range(0, total, int(self.tcfg.batch_size)):
                 z = latents["z"][i : i + int(self.tcfg.batch_size)] if latents["z"] is not None else None
                 c = latents["c"][i : i + int(self.tcfg.batch_size)] if latents["c"] is not None else None
-                n = z.shape[0] if z is not None else min(int(self.tcfg.batch_size), int(self.tcfg.grid) - i)
-                chunks.append(self.bundle.sample(modules, n, z=z, c=c, **opts).float().cpu())
+                n = z.shape[0] if z is not None else min(int(self.tcfg.batch_size), total - i)
+                extra = {"reals": reals[i : i + n]} if reals is not None else {}
+                chunks.append(self.bundle.sample(modules, n, z=z, c=c, **extra, **opts).float().cpu())
             imgs = torch.cat(chunks)
+            nrow = latents["nrow"]
+            if reals is not None:  # each real image beside its reconstruction
+                imgs = torch.stack([reals.float(), imgs], dim=1).flatten(0, 1)  # [2n, C, H, W]
+                nrow = 2 * max(1, math.ceil(math.sqrt(reals.shape[0] / 2)))
         for k, m in modules.items():
             m.train(was_training[k])
         path = self.run_dir / "samples" / f"fakes_{self.images_seen // 1000:06d}kimg.png"
-        save_grid(imgs, path)
+        save_grid(imgs, path, nrow=nrow)
         return path
 
     def evaluate(self, state: Mapping[str, Any], logger: MultiLogger) -> dict[str, float]:
@@ -315,8 +332,8 @@ class Trainer:
             if value is not None and (self.best is None or sign * value < sign * self.best):
                 self.best = value
                 self.save_checkpoint(name="best")
-                (self.run_dir / "checkpoints" / "best.json").write_text(
-                    json.dumps({"metric": key, "value": value, "images_seen": self.images_seen, "step": self.step}))
+                best = json.dumps({"metric": key, "value": value, "images_seen": self.images_seen, "step": self.step})
+                atomic_write(self.run_dir / "checkpoints" / "best.json", lambda tmp: Path(tmp).write_text(best))
         return result.values
 
     # -- the loop ------------------------------------------------------------------------------
@@ -352,6 +369,7 @@ class Trainer:
         for micro in batch.split(parts):
             with self.autocast:
                 loss, phase_logs = phase.loss(micro, ctx)
+            self.guard.observe(phase.name, loss)  # on-device flags: no sync here
             (loss.float() * (phase.interval / parts)).backward()
             for k, v in phase_logs.items():
                 logs[k].append(v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v)))
@@ -359,12 +377,16 @@ class Trainer:
         opt.step()
 
     def fit(self) -> dict[str, Any]:
-        """Train until the budget is spent (or Ctrl-C), checkpointing on the way. Returns a summary."""
+        """Train until the budget is spent or a stop signal (Ctrl-C, SIGTERM, SIGUSR1), checkpointing on the
+        way. Returns a summary; its ``stopped`` names the signal that ended the run early (None when done).
+        Raises :class:`DivergedError` (nothing written after the last check) when training diverges."""
         from tqdm.auto import tqdm
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
-            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+            clean_temp_files(self.run_dir / "checkpoints")  # left by a write that was killed
+            config_yaml = OmegaConf.to_yaml(self.cfg, resolve=True)
+            atomic_write(self.run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_yaml))
         logger = self._make_logger()
         if self._restored_rng is not None:
             set_rng_state(self._restored_rng)
@@ -385,8 +407,11 @@ class Trainer:
                    unit_scale=True, dynamic_ncols=True, disable=not (self.is_main and self.tcfg.progress),
                    desc=f"{self.cfg.model.name}")
         last_ckpt: Path | None = None
+        self.guard.reset_weights(self.modules)
+        self._healthy_step = self.step
+        stop = StopRequest()
         try:
-            with _Stop() as stop:
+            with stop:
                 while not self._done():
                     state = schedule.state(self.images_seen) if schedule else {}
                     new_bs = int(state.get("batch_size", self.batch_size))
@@ -404,9 +429,17 @@ class Trainer:
                     self.step += 1
                     for name, ema in self.ema.items():
                         update_ema(ema, self.modules[name], self.ema_spec.beta(bs, self.images_seen))
+                    fault_point("step")
                     bar.update(min(self.images_seen, self.total_images) - min(before, self.total_images))
 
-                    if self.step % int(self.tcfg.log_every) == 0 or self._done():
+                    done = self._done()
+                    log_due = self.step % int(self.tcfg.log_every) == 0 or done
+                    sample_due = self.images_seen >= next_sample or done
+                    eval_due = self.evaluator is not None and (self.images_seen >= next_eval or done)
+                    ckpt_due = self.images_seen >= next_ckpt or done or stop.requested
+                    if log_due or sample_due or eval_due or ckpt_due:
+                        self._check_health()  # the one host sync of the guard: before anything is written
+                    if log_due:
                         now = self.train_time
                         record = self._summarise(logs, state, (self.images_seen - img_last) / max(now - t_last, 1e-9))
                         record["time_s"] = round(now, 3)
@@ -417,17 +450,17 @@ class Trainer:
                             logger.log(record)
                             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in record.items()
                                              if k.startswith("loss/")} | {"img/s": f"{record['img_per_s']:.0f}"})
-                    if self.images_seen >= next_sample or self._done():
+                    if sample_due:
                         path = self.save_samples(state)
                         if path is not None:
                             logger.log_image("samples", path, self.step)
                         next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
-                    if self.evaluator is not None and (self.images_seen >= next_eval or self._done()):
+                    if eval_due:
                         t_eval = time.time()
                         self.evaluate(state, logger)
                         self._eval_s += time.time() - t_eval
                         next_eval = _next_multiple(self.images_seen, eval_every)
-                    if self.images_seen >= next_ckpt or self._done() or stop.requested:
+                    if ckpt_due:
                         last_ckpt = self.save_checkpoint()
                         next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
                     if stop.requested:
@@ -441,8 +474,28 @@ class Trainer:
         finally:
             bar.close()
             logger.close()
+        self.stopped = stop.reason if stop.requested and not self._done() else None
         return {"step": self.step, "images_seen": self.images_seen, "checkpoint": str(last_ckpt) if last_ckpt else None,
-                "run_dir": str(self.run_dir)}
+                "run_dir": str(self.run_dir), "stopped": self.stopped, "total_images": self.total_images}
+
+    def _check_health(self) -> None:
+        """Raise :class:`DivergedError` naming the last good checkpoint if the guard saw a divergence."""
+        problem = self.guard.problem({**self.modules, **{f"EMA {k}": m for k, m in self.ema.items()}})
+        if problem is None:
+            self._healthy_step = self.step
+            return
+        good = newest_finite_snapshot(self.run_dir / "checkpoints") or self.resumed_from
+        if good is not None:
+            where = (f"The last good checkpoint is {str(good)!r}: resume from it with a lower learning rate, e.g. "
+                     f"`ganzoo train trainer.resume={good} model.optim.G.lr=... trainer.resume_force=true`.")
+        else:
+            where = "No checkpoint had been written yet; start again with a lower learning rate."
+        raise DivergedError(
+            f"training diverged between step {self._healthy_step} and step {self.step} ({self.images_seen} images): "
+            f"{problem}. Nothing was written after step {self._healthy_step}. {where} Other remedies: "
+            "trainer.precision=fp32, or the guard's thresholds "
+            "trainer.guard.* (see docs/reliability.md)."
+        )
 
     def _reals_for_grid(self) -> torch.Tensor:
         n = min(int(self.tcfg.grid), len(self.dataset))
@@ -491,6 +544,8 @@ _METRIC_DIRECTION = {
     "precision": ("precision", -1),
     "recall": ("recall", -1),
     "is": ("is_mean", -1),
+    "rfid": ("rfid", 1),  # autoencoders (ganzoo.evaluation: reconstruction metrics)
+    "psnr": ("psnr", -1),
 }
 
 
