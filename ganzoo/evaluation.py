@@ -25,17 +25,24 @@ from .metrics import (
     FEATURE_METRICS,
     MetricsResult,
     Provenance,
+    WeightsNotFoundError,
+    codebook_usage,
     compute_metrics,
     data_fingerprint,
     diversity_from_sampler,
     load_inception,
     lpips_distance,
     perceptual_path_length,
+    psnr,
+    ssim,
 )
 from .metrics.features import file_sha256
 
 # Metrics computed on generated images with LPIPS rather than on Inception features.
 PERCEPTUAL_METRICS = ("ppl", "lpips_diversity")
+# Metrics of autoencoders (bundle.info["kind"] == "autoencoder") between inputs and reconstructions;
+# "fid"/"kid"/"pr" of such a bundle are also measured that way (rFID, ...). See _reconstruction_metrics.
+RECONSTRUCTION_METRICS = ("rfid", "psnr", "ssim", "lpips", "codebook")
 
 
 @dataclass
@@ -66,10 +73,11 @@ class EvalProtocol:
             metrics = data["metrics"]
             data["metrics"] = tuple(metrics.split(",") if isinstance(metrics, str) else metrics)
         proto = cls(**data)
-        known = (*FEATURE_METRICS, *PERCEPTUAL_METRICS, "precision_recall", "inception_score")
+        known = (*FEATURE_METRICS, *PERCEPTUAL_METRICS, *RECONSTRUCTION_METRICS, "precision_recall", "inception_score")
         bad = [m for m in proto.metrics if m not in known]
         if bad:
-            raise ConfigError(f"unknown metric(s) {bad}; choose from {list(FEATURE_METRICS + PERCEPTUAL_METRICS)}")
+            raise ConfigError(f"unknown metric(s) {bad}; choose from "
+                              f"{list(FEATURE_METRICS + PERCEPTUAL_METRICS + RECONSTRUCTION_METRICS)}")
         if proto.num_fake < 2:
             raise ConfigError("the number of generated images (num_fake) must be at least 2")
         return proto
@@ -105,16 +113,17 @@ class Evaluator:
         self.resolution, self.channels = resolution, channels
         self.device = torch.device(device)
         self.num_real = len(self.dataset) if protocol.num_real is None else min(protocol.num_real, len(self.dataset))
-        self.feature_metrics = [m for m in protocol.metrics if m not in PERCEPTUAL_METRICS]
+        self.feature_metrics = [m for m in protocol.metrics if m not in (*PERCEPTUAL_METRICS, *RECONSTRUCTION_METRICS)]
         self._fingerprint: str | None = None
         # Weights are loaded now, so that a missing file fails at the start of a run, not at its first evaluation.
         self.extractor = (
             load_inception(protocol.weights, device=self.device, allow_download=protocol.allow_download)
-            if self.feature_metrics
+            if self.feature_metrics or "rfid" in protocol.metrics
             else None
         )
         self.lpips: dict[str, Any] = {}
-        for metric, net in (("ppl", "vgg"), ("lpips_diversity", "alex")):  # PPL: VGG (StyleGAN Sec. 4.2)
+        # PPL: VGG (StyleGAN Sec. 4.2); reconstruction LPIPS: AlexNet (the LPIPS default).
+        for metric, net in (("ppl", "vgg"), ("lpips_diversity", "alex"), ("lpips", "alex")):
             if metric in protocol.metrics and net not in self.lpips:
                 self.lpips[net] = lpips_distance(
                     net, protocol.lpips_weights, device=self.device, allow_download=protocol.allow_download
@@ -174,6 +183,8 @@ class Evaluator:
         try:
             # Scoring must not disturb a training run's RNG stream.
             with torch.random.fork_rng(devices=[]):
+                if bundle.info.get("kind") == "autoencoder":
+                    return self._reconstruction_metrics(bundle, modules, provenance)
                 result = MetricsResult()
                 if self.feature_metrics:
                     result = self._feature_metrics(bundle, modules, state, provenance)
@@ -223,6 +234,109 @@ class Evaluator:
             result.records.append(Provenance(metric="lpips_diversity", value={"mean": mean, "std": std},
                                              extractor="lpips-alex", **common))
 
+    def _optional_lpips(self) -> tuple[Any, str | None]:
+        """LPIPS-AlexNet when requested (loaded at start) or when its weights are already on this
+        machine (never downloaded for an unrequested metric); else ``(None, why)``."""
+        if "alex" in self.lpips:
+            return self.lpips["alex"], None
+        try:
+            fn = lpips_distance("alex", self.protocol.lpips_weights, device=self.device, allow_download=False)
+        except WeightsNotFoundError as err:
+            return None, f"no LPIPS (AlexNet) weights: {str(err).splitlines()[0]} (pass --lpips-weights)"
+        self.lpips["alex"] = fn
+        return fn, None
+
+    def _reconstruction_metrics(self, bundle: Bundle, modules: Mapping[str, nn.Module],
+                                provenance: dict[str, Any]) -> MetricsResult:
+        """Autoencoders: the first ``min(num_fake, num_real)`` images of the split and their reconstructions.
+
+        rFID (and rKID / rPrecision-recall when asked) with the Inception features of the GAN metrics,
+        inputs as the reference set (VQ-GAN Sec. 4.4, ViT-VQGAN Table 2); PSNR, SSIM (Wang et al. 2004),
+        LPIPS when its weights exist, and codebook usage / perplexity over all the codes of these images.
+        """
+        proto = self.protocol
+        G = modules["G"]
+        n = min(proto.num_fake, self.num_real)
+        feats = []
+        for m in proto.metrics:
+            name = {"rfid": "fid", "precision_recall": "pr", "inception_score": "is"}.get(m, m)
+            if name in FEATURE_METRICS and name != "is" and name not in feats:
+                feats.append(name)
+        result = MetricsResult()
+        lpips_fn, lpips_why = self._optional_lpips()
+        stats: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": [], "lpips": [], "codes": []}
+
+        def inputs() -> Iterator[torch.Tensor]:
+            done = 0
+            for x in self._reals():
+                x = x[: n - done]
+                done += x.shape[0]
+                yield x
+                if done >= n:
+                    return
+
+        def reconstructions() -> Iterator[torch.Tensor]:
+            for x in inputs():
+                rec, q = G(x.to(self.device))
+                rec = rec.float().cpu().clamp(-1, 1)  # the decoder output is unbounded (ViT-VQGAN: no tanh)
+                stats["psnr"].append(psnr(x, rec, reduction="none"))
+                if min(x.shape[-2:]) >= 11:
+                    stats["ssim"].append(ssim(x, rec, reduction="none"))
+                if lpips_fn is not None:
+                    stats["lpips"].append(lpips_fn(x, rec).float().cpu())
+                stats["codes"].append(q.indices.cpu())
+                yield rec
+
+        if feats:
+            if self.extractor is None:  # e.g. only reconstruction metrics were configured at start
+                self.extractor = load_inception(proto.weights, device=self.device,
+                                                allow_download=proto.allow_download)
+            inner = compute_metrics(
+                feats,
+                fake_iter_fn=reconstructions,
+                num_fake=n,
+                real_iter_fn=inputs,
+                num_real=n,
+                extractor=self.extractor,
+                reference={"dataset": str(self.data_cfg.get("name")), "split": proto.split,
+                           "resolution": self.resolution, "channels": self.channels,
+                           "data_fingerprint": self._fingerprint},
+                cache_dir=proto.cache_dir,
+                seed=proto.seed,
+                provenance=provenance,
+            )
+            # The same numbers as for a GAN, with reconstructions in place of samples: prefix "r".
+            result.values.update({f"r{k}": v for k, v in inner.values.items()})
+            result.skipped.update({f"r{k}": v for k, v in inner.skipped.items()})
+            for rec in inner.records:
+                rec.metric = f"r{rec.metric}"
+                result.records.append(rec)
+        else:
+            for _ in reconstructions():
+                pass
+        common = dict(num_real=n, num_fake=n, seed=proto.seed, device=str(self.device),
+                      reference_dataset=str(self.data_cfg.get("name")), reference_split=proto.split,
+                      reference_resolution=self.resolution, **provenance)
+        values: dict[str, tuple[float | dict[str, float], str | None]] = {
+            "psnr": (float(torch.cat(stats["psnr"]).mean()), None)}
+        if stats["ssim"]:
+            values["ssim"] = (float(torch.cat(stats["ssim"]).mean()), None)
+        else:
+            result.skipped["ssim"] = "SSIM's 11x11 window needs images of at least 11x11 pixels"
+        if stats["lpips"]:
+            values["lpips"] = (float(torch.cat(stats["lpips"]).mean()), "lpips-alex")
+        else:
+            result.skipped["lpips"] = lpips_why or "no LPIPS network"
+        usage = codebook_usage(torch.cat(stats["codes"]), int(bundle.info["n_embed"]))
+        values["codebook"] = ({k: usage[k] for k in ("usage", "num_used", "perplexity")}, None)
+        for metric, (value, extractor) in values.items():
+            result.records.append(Provenance(metric=metric, value=value, extractor=extractor, **common))
+            if isinstance(value, dict):
+                result.values.update({f"codebook_{k}": v for k, v in value.items()})
+            else:
+                result.values[metric] = value
+        return result
+
     def _feature_metrics(self, bundle: Bundle, modules: Mapping[str, nn.Module], state: Mapping[str, Any] | None,
                          provenance: dict[str, Any]) -> MetricsResult:
         proto = self.protocol
@@ -257,9 +371,9 @@ def evaluate_checkpoint(
     """Score a checkpoint on the data it was trained on (from its stored config) and append the
     records with their provenance to ``<run>/eval.jsonl``. Returns ``(result, eval.jsonl path)``."""
     from .metrics import write_metrics_jsonl
+    from .runtime import select_device
     from .sampling.generate import load_generator
     from .training.checkpoint import load_snapshot
-    from .training.trainer import select_device
 
     snap = load_snapshot(path, with_state=False)
     bundle, modules, state = load_generator(snap, ema=ema, device=device)

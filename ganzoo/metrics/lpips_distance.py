@@ -29,6 +29,20 @@ LPIPS_BACKBONES = {
 }
 
 
+def _load_state(path: Path, net: str) -> dict:
+    """A torchvision state dict, loaded without running code; anything else is a clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (pickles with code, corrupt files: all "not a weights file")
+        raise WeightsNotFoundError(
+            f"{str(path)!r} is not a torchvision {net} weights file that can be loaded safely "
+            f"({type(exc).__name__}); pass torchvision's {LPIPS_BACKBONES[net].rsplit('/', 1)[1]}"
+        ) from exc
+    if not isinstance(state, dict):
+        raise WeightsNotFoundError(f"{str(path)!r} holds a {type(state).__name__}, not a torchvision state dict")
+    return state
+
+
 def _backbone_state(net: str, weights: str | os.PathLike[str] | None, allow_download: bool) -> dict:
     url = LPIPS_BACKBONES[net]
     filename = url.rsplit("/", 1)[1]
@@ -36,10 +50,10 @@ def _backbone_state(net: str, weights: str | os.PathLike[str] | None, allow_down
         path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsNotFoundError(f"LPIPS backbone weights={weights} is not a file")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _load_state(path, net)
     cached = hub_checkpoint_dir() / filename
     if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
+        return _load_state(cached, net)
     if allow_download:
         try:
             return torch.hub.load_state_dict_from_url(
@@ -65,12 +79,14 @@ def lpips_distance(
     *,
     device: torch.device | str | None = None,
     allow_download: bool = True,
+    random_backbone: bool = False,
 ) -> DistanceFn:
     """Build ``distance_fn(img0, img1) -> [N]``: LPIPS v0.1 between images in ``[-1, 1]``.
 
     Gray images are replicated to RGB. ``net`` is ``"vgg"`` (used by PPL, StyleGAN Sec. 4.2) or
     ``"alex"`` (the LPIPS default, common for diversity). ``weights`` is a torchvision state dict of the
-    backbone (``vgg16-397923af.pth`` / ``alexnet-owt-7be5be79.pth``).
+    backbone (``vgg16-397923af.pth`` / ``alexnet-owt-7be5be79.pth``). ``random_backbone=True`` keeps a
+    randomly initialised trunk (tests only: chosen explicitly, never as a fallback).
 
     Raises:
         WeightsNotFoundError: no backbone weights; the message names each way to provide them.
@@ -79,7 +95,7 @@ def lpips_distance(
         from ganzoo.errors import ConfigError
 
         raise ConfigError(f"unknown LPIPS net {net!r}; choose one of {sorted(LPIPS_BACKBONES)}")
-    state = _backbone_state(net, weights, allow_download)
+    state = None if random_backbone else _backbone_state(net, weights, allow_download)
 
     import lpips  # deferred: pulls torchvision models
 
@@ -93,12 +109,13 @@ def lpips_distance(
     for key in trunk_state:
         _slice, idx, param = key.split(".")
         by_index[f"features.{idx}.{param}"] = key
-    missing = [k for k in by_index if k not in state]
-    if missing:
-        raise WeightsNotFoundError(
-            f"the LPIPS backbone file does not look like torchvision's {net} weights (missing {missing[:3]})"
-        )
-    trunk.load_state_dict({by_index[k]: state[k] for k in by_index}, strict=True)
+    if state is not None:
+        missing = [k for k in by_index if k not in state]
+        if missing:
+            raise WeightsNotFoundError(
+                f"the LPIPS backbone file does not look like torchvision's {net} weights (missing {missing[:3]})"
+            )
+        trunk.load_state_dict({by_index[k]: state[k] for k in by_index}, strict=True)
     model.eval().requires_grad_(False)
     if device is not None:
         model = model.to(device)
