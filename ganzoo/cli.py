@@ -3,6 +3,10 @@
 ``train`` is a Hydra application (``ganzoo train model=stylegan2 data=emoji trainer.kimg=50``,
 ``-m`` for multirun, ``--config-dir`` for your own configs). The other commands take plain
 options; ``ganzoo <command> --help`` lists them.
+
+Exit codes: 0 done; 2 a configuration, data or checkpoint error (the message says what to do);
+3 training diverged (stopped; nothing diverged was written); 130 Ctrl-C; 138 SIGUSR1; 143 SIGTERM
+(after one Ctrl-C, SIGUSR1 or SIGTERM ``train`` saves a checkpoint first). See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -13,47 +17,82 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GanzooError
+from .paths import config_dir  # noqa: F401  (re-exported: ganzoo.cli.config_dir)
 
-COMMANDS = ("train", "generate", "eval", "bench", "list")
-
-
-def config_dir() -> Path:
-    """The ``conf/`` folder: inside the installed package, or at the top of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "train.yaml").exists():
-            return candidate
-    raise GanzooError(f"ganzoo's conf/ folder was not found next to {here}; reinstall ganzoo")
+COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct")
 
 
 # -- train ---------------------------------------------------------------------------------------
+def _resume_in_place(argv: list[str]) -> list[str]:
+    """``trainer.resume=RUN`` without ``hydra.run.dir``: continue in RUN's own folder, not a new one."""
+    if any(a.startswith(("hydra.run.dir=", "-m", "--multirun")) for a in argv):
+        return argv
+    values = [a.split("=", 1)[1] for a in argv if a.startswith("trainer.resume=")]
+    if not values or values[-1] in ("", "null"):
+        return argv
+    from .training.resume import run_folder
+
+    run = run_folder(values[-1])
+    if run is None:
+        return argv
+    text = str(run.resolve())
+    quoted = text if all(c.isalnum() or c in "/._-+:" for c in text) else "'" + text.replace("'", "\\'") + "'"
+    return [*argv, f"hydra.run.dir={quoted}"]
+
+
 def _train(argv: list[str]) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
+    from .errors import EXIT_INTERRUPTED
+
     result: dict[str, Any] = {}
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> None:
+        from .training.resume import merge_for_resume
+        from .training.signals import describe, exit_code_for
         from .training.trainer import Trainer
 
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        trainer = None
         try:
-            summary = Trainer(cfg, run_dir).fit()
+            # A resumed run takes its own config; the command line changes only the keys it names.
+            cfg = merge_for_resume(cfg, list(hydra_cfg.overrides.task))
+            trainer = Trainer(cfg, run_dir)
+            summary = trainer.fit()
         except GanzooError as err:
             print(f"error: {err}", file=sys.stderr)
-            result["rc"] = 2
+            result["rc"] = err.exit_code
+            return
+        except KeyboardInterrupt:
+            if trainer is None:
+                print("interrupted during start-up: nothing was trained or written.", file=sys.stderr)
+            else:
+                print(f"aborted at step {trainer.step}: a checkpoint being written was discarded, earlier ones are "
+                      f"intact. Continue with: ganzoo train trainer.resume={run_dir}", file=sys.stderr)
+            result["rc"] = EXIT_INTERRUPTED
+            return
+        if summary["stopped"]:
+            print(f"stopped by {describe(summary['stopped'])} at {summary['images_seen']} of {summary['total_images']} "
+                  f"images ({summary['step']} steps); checkpoint {summary['checkpoint']}. Continue with: "
+                  f"ganzoo train trainer.resume={run_dir}")
+            result["rc"] = exit_code_for(summary["stopped"])
             return
         print(f"done: {summary['images_seen']} images, {summary['step']} steps; run folder {run_dir}")
         result["rc"] = 0
 
-    sys.argv = [sys.argv[0]] + argv
+    sys.argv = [sys.argv[0]] + _resume_in_place(argv)
     try:
         app()
     except GanzooError as err:  # raised while Hydra composes (e.g. unknown model in a multirun job)
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted during start-up: nothing was trained or written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return int(result.get("rc", 0))
 
 
@@ -98,7 +137,8 @@ def _generate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="ganzoo generate",
         description="Draw images from a trained checkpoint (EMA weights by default): seeded grids, truncation,\n"
-        "latent interpolations and style-mixing grids. Outputs go to <run>/generated/ unless --out is given.",
+        "latent interpolations, style-mixing grids, per-class rows, truncation sweeps, class interpolations and\n"
+        "self-attention maps. Outputs go to <run>/generated/ unless --out is given.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  ganzoo generate RUN --n 64 --seed 0                      # 8x8 grid from seed 0\n"
@@ -106,6 +146,11 @@ def _generate(argv: list[str]) -> int:
         "  ganzoo generate RUN --mode interp --seeds 1,2,3 --steps 24 --gif --pingpong\n"
         "  ganzoo generate RUN --mode interp --seeds 1,2 --space z  # slerp in Z (any GAN)\n"
         "  ganzoo generate RUN --mode mix --rows 1,2,3 --cols 4,5,6 --crossover middle\n"
+        "  ganzoo generate RUN --n 16 --class 3 --truncation 0.5    # one class, BigGAN truncation in Z\n"
+        "  ganzoo generate RUN --mode classes --n 8                 # one row per class, same z per column\n"
+        "  ganzoo generate RUN --mode truncation-sweep --thresholds 2,1,0.5,0.04 --seeds 0-3\n"
+        "  ganzoo generate RUN --mode class-interp --classes 3,5 --steps 8 --n 4\n"
+        "  ganzoo generate RUN --mode attention --seeds 0-3 --query 8,8 --query 20,12   # SAGAN Fig. 1\n"
         "see docs/sampling.md",
     )
     add_generate_args(parser)
@@ -177,6 +222,31 @@ def _bench(argv: list[str]) -> int:
     return 0
 
 
+# -- reconstruct ---------------------------------------------------------------------------------
+def _reconstruct(argv: list[str]) -> int:
+    from .sampling.reconstruct import add_reconstruct_args, run_reconstruct
+
+    parser = argparse.ArgumentParser(
+        prog="ganzoo reconstruct",
+        description="Reconstruct images with a trained VQ autoencoder (vqgan, vit_vqgan): an input/reconstruction "
+        "grid, the codes as an image, and PSNR, SSIM, codebook usage, perplexity (LPIPS when its weights exist) "
+        "printed and written to metrics.json. Outputs go to <run>/reconstruct/ unless --out is given.",
+        epilog="examples: ganzoo reconstruct RUN --n 16 | ganzoo reconstruct RUN --images photos/ --histogram",
+    )
+    add_reconstruct_args(parser)
+    args = parser.parse_args(argv)
+    paths, record = run_reconstruct(args)
+    for key in ("psnr", "ssim", "lpips", "usage", "num_used", "perplexity"):
+        if key in record:
+            value = record[key]
+            print(f"{key:>10}: {value:.6g}" if isinstance(value, float) else f"{key:>10}: {value}")
+    if "lpips_skipped" in record:
+        print(f"{'lpips':>10}: skipped ({record['lpips_skipped']})")
+    for path in paths:
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -184,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncommands: {', '.join(COMMANDS)}")
         return 0 if argv else 1
     command, rest = argv[0], argv[1:]
-    handlers = {"train": _train, "generate": _generate, "eval": _eval, "bench": _bench, "list": _list}
+    handlers = {"train": _train, "generate": _generate, "eval": _eval, "bench": _bench, "list": _list,
+                "reconstruct": _reconstruct}
     if command not in handlers:
         import difflib
 
@@ -196,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[command](rest)
     except GanzooError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
+    except KeyboardInterrupt:  # Ctrl-C while a command starts (imports, data) or runs: no traceback
+        print("interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -74,11 +74,25 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def class_embedding(self, c: torch.Tensor) -> torch.Tensor:
+        """The continuous class code ``[N, z_dim]`` that ``forward(z, embedding=...)`` takes.
+
+        The class-embedding protocol of ``ganzoo generate --mode class-interp`` (docs/sampling.md):
+        interpolating two classes' codes interpolates between the classes at a fixed ``z``.
+        """
+        if self.embed is None:
+            raise ValueError("this generator is unconditional: it has no class embedding")
+        return self.embed(c)
+
+    def forward(
+        self, z: torch.Tensor, c: torch.Tensor | None = None, *, embedding: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.embed is not None:
-            if c is None:
-                raise ValueError("this generator is class-conditional: pass labels c")
-            z = torch.cat([z, self.embed(c)], dim=1)
+            if embedding is None:
+                if c is None:
+                    raise ValueError("this generator is class-conditional: pass labels c (or a class embedding)")
+                embedding = self.embed(c)
+            z = torch.cat([z, embedding.to(z.dtype)], dim=1)
         return self.net(z[:, :, None, None])  # [N, C, R, R]
 
 

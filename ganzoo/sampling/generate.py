@@ -1,11 +1,16 @@
 """``ganzoo generate``: rebuild a model from a checkpoint and draw seeded images.
 
 The checkpoint carries its own model config, so no other file is needed. EMA weights are used
-when the checkpoint has them (``--raw`` takes the trained weights instead). Three modes:
+when the checkpoint has them (``--raw`` takes the trained weights instead). Modes:
 
-- ``grid``: seeded images, optionally truncated (``--psi``, ``--cutoff``; StyleGAN Sec. 4),
+- ``grid``: seeded images, optionally truncated (``--psi``, ``--cutoff``; StyleGAN Sec. 4; or
+  ``--truncation`` in Z, BigGAN Sec. 3.1),
 - ``interp``: a latent interpolation strip and GIF (lerp in W or slerp in Z; StyleGAN Sec. 4.2),
-- ``mix``: a style-mixing grid (StyleGAN Sec. 3.1, Fig. 3).
+- ``mix``: a style-mixing grid (StyleGAN Sec. 3.1, Fig. 3),
+- ``classes``: one row per class, the same ``z`` down each column (conditional models),
+- ``truncation-sweep``: the same latents at several Z truncation thresholds (BigGAN Fig. 2(a)),
+- ``class-interp``: class interpolation at fixed ``z`` (the class-embedding protocol, class_interp.py),
+- ``attention``: where a self-attention layer looks, per query pixel (SAGAN Fig. 1).
 
 See ``docs/sampling.md``.
 """
@@ -25,10 +30,13 @@ from torch import nn
 
 from ..bundle import Bundle
 from ..errors import CheckpointError, ConfigError
-from ..training.checkpoint import Snapshot, load_module_weights, load_snapshot
-from ..training.trainer import build_bundle, select_device
+from ..runtime import build_bundle, select_device
+from ..training.checkpoint import Snapshot, check_finite_weights, load_module_weights, load_snapshot
+from .attention_maps import attention_layers, capture_attention, default_queries, render_attention
+from .class_interp import class_interpolation, require_class_embedding
+from .conditional import class_rows, draw_latents
 from .images import save_gif, save_grid, save_individual, to_uint8
-from .interpolation import interpolate, seed_latents
+from .interpolation import interpolate
 from .style_mixing import style_mixing_grid
 from .truncation import is_style_generator, require_style
 
@@ -52,6 +60,7 @@ def load_generator(
             raise CheckpointError(f"{str(snap.path)!r} has no weights for module {name!r}")
         load_module_weights(module, source, what=f"module {name} of {bundle.info.get('name')}")
         modules[name] = module.to(dev).eval()
+    check_finite_weights(modules, snap.path)  # a diverged snapshot: refuse rather than draw black images
     images_seen = int(snap.metadata.get("images_seen", "0"))
     state = bundle.schedule.state(images_seen) if bundle.schedule else {}
     return bundle, modules, state
@@ -95,20 +104,49 @@ def parse_seeds(spec: str, flag: str = "--seeds") -> list[int]:
     return seeds
 
 
-MODES = ("grid", "interp", "mix")
+def parse_floats(spec: str, flag: str) -> list[float]:
+    """``"2,1,0.5"`` -> ``[2.0, 1.0, 0.5]``, every value > 0."""
+    try:
+        values = [float(v) for v in spec.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if not values or not all(v > 0 for v in values):
+        raise ConfigError(f"{flag} expects comma-separated positive numbers such as 2,1,0.5,0.04; got {spec!r}")
+    return values
+
+
+def parse_query(spec: str) -> tuple[int, int]:
+    """``"X,Y"`` -> ``(x, y)``: image pixel, x from the left, y from the top."""
+    parts = spec.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--query expects a pixel X,Y (column, row from the top-left), e.g. --query 8,20; "
+                          f"got {spec!r}")
+    return int(parts[0]), int(parts[1])
+
+
+MODES = ("grid", "interp", "mix", "classes", "truncation-sweep", "class-interp", "attention")
+# Modes that draw their latents from --seeds or --n/--seed, and may truncate them in Z.
+LATENT_MODES = ("grid", "classes", "truncation-sweep", "class-interp", "attention")
+# Modes with a fixed layout: no --nrow, no --individual.
+LAYOUT_MODES = ("mix", "classes", "truncation-sweep", "class-interp", "attention")
 NOISE_MODES = ("const", "random", "none")
-# Flags that belong to one mode: argparse dest -> (flag, mode).
+# Flags that belong to some modes: argparse dest -> (flag, modes).
 MODE_FLAGS = {
-    "n": ("--n", "grid"),
-    "seed": ("--seed", "grid"),
-    "steps": ("--steps", "interp"),
-    "space": ("--space", "interp"),
-    "gif": ("--gif", "interp"),
-    "pingpong": ("--pingpong", "interp"),
-    "frame_ms": ("--frame-ms", "interp"),
-    "rows": ("--rows", "mix"),
-    "cols": ("--cols", "mix"),
-    "crossover": ("--crossover", "mix"),
+    "n": ("--n", LATENT_MODES),
+    "seed": ("--seed", LATENT_MODES),
+    "truncation": ("--truncation", tuple(m for m in LATENT_MODES if m != "truncation-sweep")),
+    "steps": ("--steps", ("interp", "class-interp")),
+    "space": ("--space", ("interp",)),
+    "gif": ("--gif", ("interp",)),
+    "pingpong": ("--pingpong", ("interp",)),
+    "frame_ms": ("--frame-ms", ("interp",)),
+    "rows": ("--rows", ("mix",)),
+    "cols": ("--cols", ("mix",)),
+    "crossover": ("--crossover", ("mix",)),
+    "thresholds": ("--thresholds", ("truncation-sweep",)),
+    "classes": ("--classes", ("class-interp",)),
+    "query": ("--query", ("attention",)),
+    "layer": ("--layer", ("attention",)),
 }
 RESERVED_OPTS = {"truncation_psi": "--psi", "truncation_cutoff": "--cutoff", "noise_mode": "--noise"}
 
@@ -116,12 +154,17 @@ RESERVED_OPTS = {"truncation_psi": "--psi", "truncation_cutoff": "--cutoff", "no
 def add_generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="run folder, checkpoints/ folder or snapshot-*.safetensors")
     parser.add_argument("--mode", choices=MODES, default="grid",
-                        help="grid: seeded images (default); interp: interpolation strip + GIF; mix: style mixing")
+                        help="grid: seeded images (default); interp: interpolation strip + GIF; mix: style mixing; "
+                        "classes: one row per class; truncation-sweep: latents x thresholds; class-interp: class "
+                        "interpolation at fixed z; attention: self-attention maps of query pixels")
     parser.add_argument("--out", default=None,
                         help="output PNG (interp: <out>.png strip and <out>.gif); default <run>/generated/<name>.png")
     parser.add_argument("--seeds", default=None, metavar="LIST",
-                        help="grid: one image per seed; interp: keyframe seeds (>= 2). E.g. 1,2,3 or 0-7 or 0-3,9")
-    parser.add_argument("--class", dest="label", type=int, default=None, help="class index for conditional models")
+                        help="grid: one image per seed; interp: keyframe seeds (>= 2); classes, truncation-sweep, "
+                        "class-interp, attention: one latent per seed. E.g. 1,2,3 or 0-7 or 0-3,9")
+    parser.add_argument("--class", dest="label", default=None, metavar="K[,K...]",
+                        help="class(es) of conditional models: one for every image, or a list the images take in "
+                        "turn (--mode classes: the rows)")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="extra generator option")
     parser.add_argument("--raw", action="store_true", help="use the trained weights, not the EMA copy")
     parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
@@ -130,9 +173,24 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--individual", default=None, metavar="DIR",
                         help="also write one PNG per image (grid) or frame (interp) into DIR")
 
-    grid = parser.add_argument_group("grid (--mode grid)")
-    grid.add_argument("--n", type=int, default=None, help="number of images drawn from --seed (default 64)")
+    grid = parser.add_argument_group("latents (--mode grid, classes, truncation-sweep, class-interp, attention)")
+    grid.add_argument("--n", type=int, default=None,
+                      help="latents drawn from --seed (default: grid 64; classes 8 columns; truncation-sweep, "
+                      "class-interp and attention 4 rows)")
     grid.add_argument("--seed", type=int, default=None, help="seed of the --n latents (default 0)")
+    grid.add_argument("--truncation", type=float, default=None, metavar="T",
+                      help="BigGAN truncation in Z (any GAN): resample latent values with |z| > T")
+
+    cond = parser.add_argument_group("conditional and attention modes")
+    cond.add_argument("--thresholds", default=None, metavar="LIST",
+                      help="truncation-sweep: thresholds, one column each (e.g. 2,1,0.5,0.04)")
+    cond.add_argument("--classes", default=None, metavar="A,B[,...]",
+                      help="class-interp: classes to walk through (--steps intervals between consecutive ones)")
+    cond.add_argument("--query", action="append", default=None, metavar="X,Y",
+                      help="attention: a query pixel (x from the left, y from the top); repeat for several "
+                      "(default: the centres of the four quarters)")
+    cond.add_argument("--layer", type=int, default=None,
+                      help="attention: which self-attention layer of G, in module order (default 0)")
 
     style = parser.add_argument_group("style-based generators (stylegan, stylegan2)")
     style.add_argument("--psi", type=float, default=None, help="truncation psi in W: 1 = none, 0.7 typical, 0 = mean")
@@ -140,7 +198,9 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
     style.add_argument("--noise", choices=NOISE_MODES, default=None, help="per-pixel noise inputs (default const)")
 
     interp = parser.add_argument_group("interpolation (--mode interp)")
-    interp.add_argument("--steps", type=int, default=None, help="frames per seed-to-seed segment (default 16)")
+    interp.add_argument("--steps", type=int, default=None,
+                        help="frames per seed-to-seed segment (default 16); class-interp: per class-to-class "
+                        "segment (default 8)")
     interp.add_argument("--space", choices=("w", "z"), default=None,
                         help="w: lerp in W (style generators; default there); z: slerp in Z (any GAN)")
     interp.add_argument("--gif", action="store_true", help="also write an animated <out>.gif")
@@ -162,9 +222,32 @@ def _given(args: argparse.Namespace, dest: str) -> bool:
 def check_args(args: argparse.Namespace) -> None:
     """Flag combinations that cannot work, checked before any model is loaded."""
     mode = args.mode
-    for dest, (flag, flag_mode) in MODE_FLAGS.items():
-        if flag_mode != mode and _given(args, dest):
-            raise ConfigError(f"{flag} only applies to --mode {flag_mode}; add --mode {flag_mode} or drop {flag}")
+    for dest, (flag, modes) in MODE_FLAGS.items():
+        if mode not in modes and _given(args, dest):
+            raise ConfigError(f"{flag} only applies to --mode {' / '.join(modes)}; add --mode {modes[0]} or "
+                              f"drop {flag}")
+    labels = _labels(args)
+    if labels is not None and len(labels) > 1 and mode in ("interp", "mix"):
+        raise ConfigError(f"--mode {mode} keeps one class for every image; pass one --class K")
+    if labels is not None and mode == "class-interp":
+        raise ConfigError("--mode class-interp takes its classes as --classes A,B (e.g. --classes 3,5), not --class")
+    if mode in LAYOUT_MODES and mode != "mix":
+        for flag, value in (("--nrow", args.nrow), ("--individual", args.individual)):
+            if value is not None:
+                raise ConfigError(f"{flag} does not apply to --mode {mode} (its layout is fixed); drop it")
+    if mode in LATENT_MODES and mode != "grid" and args.seeds is not None and (args.n is not None or
+                                                                                 args.seed is not None):
+        raise ConfigError("use either --seeds (one latent per seed) or --seed/--n (n latents from one seed), not both")
+    if mode == "truncation-sweep":
+        if args.thresholds is None:
+            raise ConfigError("--mode truncation-sweep needs --thresholds, e.g. --thresholds 2,1,0.5,0.04")
+        parse_floats(args.thresholds, "--thresholds")
+    if mode == "class-interp" and (args.classes is None or len(parse_seeds(args.classes, "--classes")) < 2):
+        raise ConfigError("--mode class-interp needs at least two classes, e.g. --classes 3,5")
+    if args.truncation is not None and not args.truncation > 0:
+        raise ConfigError(f"--truncation must be > 0 (BigGAN uses 2 down to 0.04), got {args.truncation}")
+    for q in args.query or []:
+        parse_query(q)
     if mode == "mix":
         if args.seeds is not None:
             raise ConfigError("--mode mix takes its seeds as --rows and --cols (e.g. --rows 1,2,3 --cols 4,5,6), "
@@ -214,11 +297,45 @@ def _check_model_args(args: argparse.Namespace, bundle: Bundle, G: nn.Module | N
         num_ws = int(G.num_ws)
         raise ConfigError(f"--cutoff {args.cutoff} is beyond this generator's {num_ws} ws; use 0-{num_ws}")
     c_dim = bundle.c_dim
-    if args.label is not None and not 0 <= args.label < max(c_dim, 1):
-        raise ConfigError(f"--class {args.label} is out of range: this model has {c_dim} classes")
-    if c_dim > 0 and args.label is None and args.mode != "grid":
+    labels = _labels(args)
+    if labels is not None and c_dim == 0:
+        raise ConfigError(f"--class: {model} is unconditional (it has no classes); drop --class")
+    walk = parse_seeds(args.classes, "--classes") if args.classes else None
+    for flag, ks in (("--class", labels), ("--classes", walk)):
+        bad = [k for k in ks or [] if not 0 <= k < c_dim]
+        if bad:
+            raise ConfigError(f"{flag} {bad[0]} is out of range: this model has {c_dim} classes (0-{c_dim - 1})")
+    if c_dim > 0 and labels is None and args.mode in ("interp", "mix"):
         raise ConfigError(f"{model} is class-conditional ({c_dim} classes): pass --class K (0 <= K < {c_dim}) to "
                           f"--mode {args.mode}, which keeps one class for every image")
+    if c_dim == 0 and args.mode in ("classes", "class-interp"):
+        raise ConfigError(f"--mode {args.mode} needs a class-conditional model; {model} has no classes "
+                          "(train one with model.c_dim=auto on labelled data)")
+    if args.mode == "class-interp":
+        require_class_embedding(G)
+    if args.mode == "attention" and not attention_layers(G):
+        raise ConfigError(f"--mode attention needs a generator with self-attention layers (sagan, biggan); "
+                          f"{model} has none")
+    for x, y in (parse_query(q) for q in args.query or []):
+        res = bundle.resolution
+        if not (0 <= x < res and 0 <= y < res):
+            raise ConfigError(f"--query {x},{y} is outside the {res}x{res} image; use 0 <= X, Y < {res}")
+    if args.truncation is not None and not int(bundle.info.get("z_dim", 0)):
+        raise ConfigError(f"--truncation resamples the latent z; {model} draws no z. Drop --truncation")
+
+
+def _labels(args: argparse.Namespace) -> list[int] | None:
+    if args.label is None:
+        return None
+    try:
+        return parse_seeds(args.label, "--class")
+    except ConfigError:
+        raise ConfigError(f"--class expects class indices such as 3 or 3,5 or 0-4; got {args.label!r}") from None
+
+
+def _one_label(args: argparse.Namespace) -> int | None:
+    labels = _labels(args)
+    return labels[0] if labels else None
 
 
 def _run_dir(checkpoint: str) -> Path:
@@ -237,7 +354,8 @@ def _seed_label(seeds: list[int]) -> str:
 
 def _truncation_tag(args: argparse.Namespace) -> str:
     tag = f"_psi{args.psi:g}" if args.psi is not None else ""
-    return tag + (f"_cut{args.cutoff}" if args.cutoff is not None else "")
+    tag += f"_cut{args.cutoff}" if args.cutoff is not None else ""
+    return tag + (f"_trunc{args.truncation:g}" if getattr(args, "truncation", None) is not None else "")
 
 
 def _strip_cols(n: int, max_cols: int = 16) -> int:
@@ -267,7 +385,8 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     if args.mode == "interp":
         seeds = parse_seeds(args.seeds)
         space = args.space or ("w" if style else "z")
-        frames = interpolate(G, seeds=seeds, steps=args.steps or 16, space=space, c=args.label, noise_mode=noise_mode,
+        frames = interpolate(G, seeds=seeds, steps=args.steps or 16, space=space, c=_one_label(args),
+                             noise_mode=noise_mode,
                              batch=args.batch, **trunc, **opts).float().cpu()  # [T, C, H, W]
         name = f"interp_{space}_seeds{_seed_label(seeds)}{_truncation_tag(args)}"
         base = Path(args.out) if args.out else generated / name
@@ -286,48 +405,106 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     if args.mode == "mix":
         rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
         crossover = args.crossover or "coarse"
-        grid = style_mixing_grid(G, row_seeds=rows, col_seeds=cols, crossover=crossover, c=args.label,
+        grid = style_mixing_grid(G, row_seeds=rows, col_seeds=cols, crossover=crossover, c=_one_label(args),
                                  noise_mode=noise_mode, batch=args.batch, **trunc, **opts)
         name = f"mix_{crossover.replace('-', 'to')}_rows{_seed_label(rows)}_cols{_seed_label(cols)}"
         out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}.png"
         return [save_grid(grid.float().cpu(), out, nrow=len(cols) + 1)]
 
-    # grid
+    # modes drawing seeded latents: grid, classes, truncation-sweep, class-interp, attention
     if style:
         opts["noise_mode"] = noise_mode
         if args.psi is not None:
             opts.update(trunc)
+    if args.mode != "grid":
+        return _run_layout_mode(args, bundle, modules, G, opts, generated)
     c_dim = bundle.c_dim
     z_dim = int(bundle.info.get("z_dim", 0))
-    chunks = []
-    if args.seeds is not None:
-        seeds = parse_seeds(args.seeds)
-        name = f"seeds{_seed_label(seeds)}"
-        if z_dim:
-            z, c = seed_latents(seeds, z_dim, c_dim=c_dim, label=args.label)
-            for i in range(0, len(seeds), args.batch):
-                cc = c[i : i + args.batch] if c is not None else None
-                chunks.append(bundle.sample(modules, z=z[i : i + args.batch], c=cc, **opts).float().cpu())
-        else:  # no latent to draw (e.g. a code prior): the seed drives the sampler's own randomness
-            for s in seeds:
+    labels = _labels(args)
+    if z_dim:
+        (z,), c, name = _draw(args, z_dim, default_n=64, c_dim=c_dim, labels=labels, thresholds=(args.truncation,))
+        imgs = _sample(bundle, modules, z, c, args.batch, opts)
+    else:  # no latent to draw (e.g. a code prior): the seed drives the sampler's own randomness
+        chunks = []
+        if args.seeds is not None:
+            seeds = parse_seeds(args.seeds)
+            name = f"seeds{_seed_label(seeds)}"
+            for i, s in enumerate(seeds):
                 gen = torch.Generator().manual_seed(s)
-                c = torch.full((1,), args.label) if args.label is not None else None
+                c = torch.full((1,), labels[i % len(labels)]) if labels else None
                 chunks.append(bundle.sample(modules, 1, c=c, generator=gen, **opts).float().cpu())
-    else:
-        n, seed = args.n or 64, args.seed or 0
-        name = f"seed{seed}"
-        gen = torch.Generator().manual_seed(seed)
-        for i in range(0, n, args.batch):
-            m = min(args.batch, n - i)
-            z = torch.randn(m, z_dim, generator=gen) if z_dim else None
-            c = None
-            if c_dim > 0:
-                c = (torch.full((m,), args.label) if args.label is not None
-                     else torch.randint(0, c_dim, (m,), generator=gen))
-            chunks.append(bundle.sample(modules, m, z=z, c=c, generator=gen, **opts).float().cpu())
-    imgs = torch.cat(chunks)
+        else:
+            n, seed = args.n or 64, args.seed or 0
+            name = f"seed{seed}"
+            gen = torch.Generator().manual_seed(seed)
+            for i in range(0, n, args.batch):
+                m = min(args.batch, n - i)
+                c = None
+                if c_dim > 0:
+                    c = (torch.as_tensor([labels[(i + j) % len(labels)] for j in range(m)]) if labels
+                         else torch.randint(0, c_dim, (m,), generator=gen))
+                chunks.append(bundle.sample(modules, m, c=c, generator=gen, **opts).float().cpu())
+        imgs = torch.cat(chunks)
     out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}.png"
     paths = [save_grid(imgs, out, nrow=args.nrow)]
     if args.individual:
         paths += save_individual(imgs, args.individual, prefix=f"{name}_")
     return paths
+
+
+MAX_CLASS_ROWS = 32  # --mode classes without --class: the first classes, at most this many rows
+
+
+def _draw(args: argparse.Namespace, z_dim: int, *, default_n: int, c_dim: int, labels: list[int] | None,
+          thresholds: tuple[float | None, ...] | list[float]) -> tuple[list[torch.Tensor], torch.Tensor | None, str]:
+    """Latents (one per threshold) and classes from --seeds or --n/--seed, and their file-name tag."""
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    seed = args.seed or 0
+    zs, c = draw_latents(z_dim, seeds=seeds, n=None if seeds is not None else (args.n or default_n), seed=seed,
+                         c_dim=c_dim, classes=labels, thresholds=thresholds)
+    return zs, c, (f"seeds{_seed_label(seeds)}" if seeds is not None else f"seed{seed}")
+
+
+def _sample(bundle: Bundle, modules: dict[str, nn.Module], z: torch.Tensor, c: torch.Tensor | None, batch: int,
+            opts: dict[str, Any]) -> torch.Tensor:
+    chunks = []
+    for i in range(0, z.shape[0], batch):
+        cc = c[i : i + batch] if c is not None else None
+        chunks.append(bundle.sample(modules, z=z[i : i + batch], c=cc, **opts).float().cpu())
+    return torch.cat(chunks)  # [N, C, H, W]
+
+
+def _run_layout_mode(args: argparse.Namespace, bundle: Bundle, modules: dict[str, nn.Module], G: nn.Module,
+                     opts: dict[str, Any], generated: Path) -> list[Path]:
+    """``classes``, ``truncation-sweep``, ``class-interp`` and ``attention``: one PNG with a fixed layout."""
+    mode, c_dim, labels = args.mode, bundle.c_dim, _labels(args)
+    z_dim = int(bundle.info.get("z_dim", G.z_dim))
+    one = (args.truncation,)
+    if mode == "classes":  # rows = classes, columns = latents (the same z down a column)
+        classes = labels if labels is not None else list(range(min(c_dim, MAX_CLASS_ROWS)))
+        (z,), _, tag = _draw(args, z_dim, default_n=8, c_dim=0, labels=None, thresholds=one)
+        z_all, c_all = class_rows(z, classes)  # [R * cols, z_dim], [R * cols]
+        imgs, nrow, name = _sample(bundle, modules, z_all, c_all, args.batch, opts), z.shape[0], f"classes_{tag}"
+    elif mode == "truncation-sweep":  # rows = latents, columns = thresholds (BigGAN Fig. 2(a))
+        ths = parse_floats(args.thresholds, "--thresholds")
+        zs, c, tag = _draw(args, z_dim, default_n=4, c_dim=c_dim, labels=labels, thresholds=ths)
+        z_all = torch.stack(zs, 1).flatten(0, 1)  # [N, K, z_dim] -> [N * K, z_dim]
+        c_all = c.repeat_interleave(len(ths)) if c is not None else None
+        imgs, nrow = _sample(bundle, modules, z_all, c_all, args.batch, opts), len(ths)
+        name = f"truncation_sweep_{tag}_T{'_'.join(f'{t:g}' for t in ths)}"
+    elif mode == "class-interp":  # rows = latents, columns = the class path
+        classes, steps = parse_seeds(args.classes, "--classes"), args.steps or 8
+        (z,), _, tag = _draw(args, z_dim, default_n=4, c_dim=0, labels=None, thresholds=one)
+        imgs = class_interpolation(G, z, classes, steps=steps, batch=args.batch, **opts).float().cpu()
+        nrow, name = (len(classes) - 1) * steps + 1, f"class_interp_{'to'.join(map(str, classes))}_{tag}"
+    else:  # attention: rows = images; the image, then one panel per query
+        (z,), c, tag = _draw(args, z_dim, default_n=4, c_dim=c_dim, labels=labels, thresholds=one)
+        queries = [parse_query(q) for q in args.query] if args.query else default_queries(bundle.resolution)
+        layer = args.layer or 0
+        capture = capture_attention(G, z, c, layer=layer, batch=args.batch,
+                                    sample=lambda zz, cc: bundle.sample(modules, z=zz, c=cc, **opts))
+        scale = max(1, 128 // bundle.resolution)  # small images are enlarged so the dots and cells show
+        imgs, nrow = render_attention(capture, queries, scale=scale), 1 + len(queries)
+        name = f"attention_{tag}_layer{layer}"
+    out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}.png"
+    return [save_grid(imgs, out, nrow=nrow)]
