@@ -104,10 +104,12 @@ def _list(argv: list[str]) -> int:
         "'train' is conf/model/<name>.yaml, what `ganzoo train model=<name>` runs, when it differs.",
     )
     parser.parse_args(argv)
+    import torch
+
     from .bundle import count_params
-    from .registry import build_model, get_entry, list_models
+    from .registry import build_model_shapes, get_entry, list_models
+    from .runtime import build_bundle
     from .training.config import compose_train_config
-    from .training.trainer import build_bundle
 
     def size(bundle) -> str:
         counts = ", ".join(f"{k} {count_params(m) / 1e6:.2f}M" for k, m in bundle.modules.items())
@@ -116,10 +118,11 @@ def _list(argv: list[str]) -> int:
     rows = []
     for name in list_models():
         entry = get_entry(name)
-        preset = size(build_model(name))
+        preset = size(build_model_shapes(name))  # meta device: sizes only, no init time
         train = ""
         if (config_dir() / "model" / f"{name}.yaml").exists():
-            train = size(build_bundle(compose_train_config([f"model={name}"]).model))
+            with torch.device("meta"):
+                train = size(build_bundle(compose_train_config([f"model={name}"]).model))
             train = "same" if train == preset else train
         rows.append((name, entry.family, preset, train or "-", entry.description))
     header = ("model", "family", "preset", "train (conf/model)")

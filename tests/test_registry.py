@@ -7,7 +7,7 @@ import torch
 
 from ganzoo.bundle import count_params
 from ganzoo.errors import ConfigError
-from ganzoo.registry import build_model, get_entry, list_models, register_model
+from ganzoo.registry import build_model, build_model_shapes, get_entry, list_models, register_model
 
 SMALL = 8_000_000  # models above this many parameters are exercised in the slow suite only
 
@@ -44,6 +44,15 @@ def test_dcgan_official_parameter_counts():
     assert count_params(b.modules["D"]) == 2_765_568
 
 
+def test_meta_build_has_the_real_shapes():
+    for name in ("dcgan", "sagan_tiny", "vqgan_tiny"):
+        real, meta = build_model(name), build_model_shapes(name)
+        for key, module in real.modules.items():
+            shapes = [tuple(p.shape) for p in module.parameters()]
+            assert shapes == [tuple(p.shape) for p in meta.modules[key].parameters()]
+            assert all(p.is_meta for p in meta.modules[key].parameters())
+
+
 @pytest.mark.parametrize("res", [12, 4, 100])
 def test_impossible_resolution(res):
     with pytest.raises(ConfigError, match=f"cannot produce resolution {res}"):
@@ -72,7 +81,7 @@ def _exercise(name: str) -> None:
 def _names(small: bool) -> list[str]:
     out = []
     for name in list_models():
-        b = build_model(name)
+        b = build_model_shapes(name)  # meta device: collection stays fast with 200M-parameter presets
         total = sum(count_params(m) for m in b.modules.values())
         if (total <= SMALL) == small:
             out.append(name)
