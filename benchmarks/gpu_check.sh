@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Every GPU measurement in one short script (about 5 minutes on one H100/H200):
+# Every GPU measurement in one short script (about 8 minutes on one H100/H200):
+#   0. (TRAIN_MODELS, optional) CPU-default configs trained side by side on the GPU for TRAIN_MINUTES,
+#      their run folders packed into $OUT/gpu_runs.tar.gz (checkpoints, samples, metrics) for docs,
 #   1. training and sampling img/s and peak memory per model, fp32 and bf16 (benchmarks/speed.py),
 #   2. every family through the real trainer on CUDA: fp32, bf16, checkpoint, deterministic resume
 #      (benchmarks/cuda_smoke.py).
@@ -10,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/gpu}
-mkdir -p "$OUT"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 if ! python3 -c "import hydra, omegaconf, lpips" 2>/dev/null; then
     pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
@@ -27,6 +29,20 @@ SMOKE_MODELS=${SMOKE_MODELS:-"dcgan_tiny stylegan2_tiny sagan_tiny biggan_tiny v
 BATCH=${BATCH:-64}
 
 rc=0
+TRAIN_MODELS=${TRAIN_MODELS:-}
+TRAIN_MINUTES=${TRAIN_MINUTES:-3}
+if [ -n "$TRAIN_MODELS" ]; then
+    runs=/tmp/gpu_runs; mkdir -p "$runs"
+    for m in $TRAIN_MODELS; do
+        python3 -m ganzoo.cli train model="$m" trainer.device=cuda trainer.minutes="$TRAIN_MINUTES" \
+            trainer.kimg=100000 trainer.sample_every_kimg=50 trainer.checkpoint_every_kimg=200 trainer.keep_checkpoints=1 \
+            trainer.progress=false hydra.run.dir="$runs/$m" > "$runs/$m.log" 2>&1 &
+    done
+    wait
+    tail -n 3 "$runs"/*.log
+    # the newest snapshot's weights, samples and metrics of each run (state files left out: size)
+    (cd "$runs" && find . -name '*.state.pt' -delete && tar czf "$OUT/gpu_runs.tar.gz" .)
+fi
 for precision in fp32 bf16; do
     timeout 170 python3 benchmarks/speed.py --device cuda --precision "$precision" --batch "$BATCH" --steps 20 \
         --warmup 5 --models $SPEED_MODELS --out "$OUT/speed_cuda.md" || rc=1
