@@ -248,6 +248,15 @@ def test_resume_takes_the_runs_own_config_and_folder(tmp_path, capsys, train_run
     assert snap.state["step"] == 4 and "z_dim: 16" in snap.metadata["model_config"]
 
 
+def test_resume_of_another_family_takes_none_of_the_default_models_keys(tmp_path, capsys, train_run):
+    """The default model group (dcgan) must not leak keys into a resumed run of another family."""
+    train_run("model=biggan_tiny", "trainer.steps=1", "trainer.grid=0")  # its G has no dcgan keys
+    run = tmp_path / "run"
+    assert main(["train", f"trainer.resume={run}", "trainer.steps=2", "trainer.progress=false"]) == 0, (
+        capsys.readouterr().err)
+    assert load_snapshot(run).state["step"] == 2
+
+
 def test_resume_refuses_exactness_breaking_overrides(tmp_path, capsys, train_run):
     """Issue 11.3: another seed, batch size, data or precision would not continue the run exactly."""
     train_run("trainer.steps=2")

@@ -93,7 +93,11 @@ def merge_for_resume(composed: DictConfig, overrides: Sequence[str]) -> DictConf
         node = OmegaConf.select(composed, key, default=None)
         value = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
         _set(merged, key.split("@")[0], value, delete=delete)
-    _fill_missing(merged, OmegaConf.to_container(composed, resolve=True))
+    fill = OmegaConf.to_container(composed, resolve=True)
+    if (fill.get("model") or {}).get("name") != (merged.get("model") or {}).get("name"):
+        # the command line's model group is the default (dcgan), not the run's: none of its keys belong
+        fill.pop("model", None)
+    _fill_missing(merged, fill)
     out = OmegaConf.create(merged)
     OmegaConf.set_struct(out, True)
     return out
