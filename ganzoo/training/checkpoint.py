@@ -48,6 +48,11 @@ EMA_PREFIX = "ema."
 _FAULT_COUNTS: dict[str, int] = {}
 
 
+def reset_fault_counts() -> None:
+    """Start counting fault-point visits from zero (each training run in a process counts its own)."""
+    _FAULT_COUNTS.clear()
+
+
 def fault_point(name: str) -> None:
     """Test hook: deliver the signal that ``$GANZOO_FAULT`` names at its ``n``-th visit of ``name``."""
     spec = os.environ.get("GANZOO_FAULT")

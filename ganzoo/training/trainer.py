@@ -38,6 +38,7 @@ from .checkpoint import (
     load_snapshot,
     newest_finite_snapshot,
     nonfinite_keys,
+    reset_fault_counts,
     rng_state,
     save_snapshot,
     set_rng_state,
@@ -55,6 +56,7 @@ class Trainer:
 
     def __init__(self, cfg: DictConfig, run_dir: str | Path):
         validate_config(cfg)  # every value checked before anything is built (one message, no traceback)
+        reset_fault_counts()  # $GANZOO_FAULT counts visits within this run
         fault_point("startup")
         self.cfg = cfg
         self.tcfg = cfg.trainer
