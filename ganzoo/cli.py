@@ -12,6 +12,7 @@ Exit codes: 0 done; 2 a configuration, data or checkpoint error (the message say
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ def _train(argv: list[str]) -> int:
         result["rc"] = 0
 
     sys.argv = [sys.argv[0]] + _resume_in_place(argv)
+    # Ctrl-C before training starts must raise KeyboardInterrupt whatever handler the host process
+    # (a notebook, a test runner, a library) left installed; the trainer installs its own while it runs.
+    previous = _set_sigint(signal.default_int_handler)
     try:
         app()
     except GanzooError as err:  # raised while Hydra composes (e.g. unknown model in a multirun job)
@@ -93,7 +97,19 @@ def _train(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted during start-up: nothing was trained or written.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        _set_sigint(previous)
     return int(result.get("rc", 0))
+
+
+def _set_sigint(handler: Any) -> Any:
+    """Install ``handler`` for SIGINT and return the previous one (a no-op outside the main thread)."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not in the main thread
+        return None
 
 
 # -- list ----------------------------------------------------------------------------------------
