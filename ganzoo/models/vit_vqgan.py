@@ -43,6 +43,7 @@ from torch import nn
 from ..bundle import Bundle, EMASpec, OptimizerSpec
 from ..errors import ConfigError
 from ..layers.quantize import QuantizerOutput, VectorQuantizer
+from ..losses.perceptual import LazyPerceptual
 from ..registry import construct, register_model
 from .stylegan2 import Discriminator
 
@@ -302,36 +303,6 @@ LOSS_DEFAULTS: dict[str, Any] = {
 PERCEPTUAL_KEYS = ("lpips_weights", "lpips_download", "lpips_random_backbone")
 
 
-class DeferredPerceptual:
-    """The LPIPS-VGG distance of the perceptual term, loaded when training starts.
-
-    Building the bundle (``ganzoo list``, parameter counts, tests) must work without the VGG-16
-    weights, but a run must fail at its start when they are missing: the trainer moves the objective
-    to its device first thing, which reads :attr:`model` and so loads the network (a
-    :class:`ConfigError` naming the ways to provide the weights, from ``ganzoo.losses.perceptual``).
-    """
-
-    def __init__(self, net: str, weights: str | None, *, allow_download: bool, random_backbone: bool):
-        self.net, self.weights = net, weights
-        self.allow_download, self.random_backbone = allow_download, random_backbone
-        self._fn: Any = None
-
-    def _load(self) -> Any:
-        if self._fn is None:
-            from ..losses.perceptual import perceptual_loss
-
-            self._fn = perceptual_loss(self.net, self.weights, allow_download=self.allow_download,
-                                       random_backbone=self.random_backbone)
-        return self._fn
-
-    @property
-    def model(self) -> nn.Module:
-        return self._load().model
-
-    def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
-        return self._load()(img0, img1)
-
-
 def vit_vqgan(
     *,
     resolution: int = 32,
@@ -368,7 +339,7 @@ def vit_vqgan(
     lpips_opts = {k: loss_cfg.pop(k) for k in PERCEPTUAL_KEYS}
     perceptual = None
     if float(loss_cfg.get("perceptual_weight", 0.0)) > 0:
-        perceptual = DeferredPerceptual(
+        perceptual = LazyPerceptual(  # loaded when training starts, so building works offline
             "vgg", lpips_opts["lpips_weights"], allow_download=bool(lpips_opts["lpips_download"]),
             random_backbone=bool(lpips_opts["lpips_random_backbone"]),
         )
