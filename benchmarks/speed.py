@@ -28,7 +28,7 @@ import torch
 
 from ganzoo.bundle import Batch, StepContext, count_params
 from ganzoo.training.config import compose_train_config
-from ganzoo.training.trainer import build_bundle, select_device
+from ganzoo.training.trainer import build_bundle, resolve_geometry, select_device
 
 DEFAULT_MODELS = ["dcgan_tiny", "dcgan", "progan", "stylegan", "stylegan2", "stylegan2_cifar"]
 
@@ -48,6 +48,7 @@ def measure(
     model: str, *, batch: int, steps: int, warmup: int, device: torch.device, precision: str = "fp32"
 ) -> dict[str, float]:
     cfg = compose_train_config([f"model={model}"])
+    resolve_geometry(cfg.model, cfg.data)  # `auto` presets: the geometry `ganzoo train model=<name>` would use
     bundle = build_bundle(cfg.model)
     modules = {k: m.to(device) for k, m in bundle.modules.items()}
     objective = bundle.objective.to(device)

@@ -54,6 +54,16 @@ def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
     unknown = set(name for name in cfg.models if name not in list_models())
     if unknown:
         raise ConfigError(f"bench preset lists unknown models {sorted(unknown)}; see `ganzoo list`")
+    from .registry import build_model_shapes
+
+    stage1 = dict(cfg.get("stage1") or {})
+    for name in cfg.models:
+        needs = bool(build_model_shapes(name).info.get("missing"))
+        if needs and name not in stage1:
+            raise ConfigError(f"bench model {name} samples with a trained tokenizer: name it in the preset's stage1:, "
+                              f"e.g. stage1: {{{name}: vqgan}}")
+        if name in stage1 and (stage1[name] not in list_models() or not needs):
+            raise ConfigError(f"stage1: {name}: {stage1[name]} must pair a code prior with a registered tokenizer")
     return cfg
 
 
@@ -70,13 +80,15 @@ def _machine() -> dict[str, Any]:
     return info
 
 
-def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path) -> list[str]:
+def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, share: float = 1.0,
+                     evaluate: bool = True) -> list[str]:
+    """``ganzoo train`` overrides of one run; ``share`` of the budget (a two-stage model's stages split it)."""
     ev = cfg.eval
     out = [
         f"model={model}",
         f"data={cfg.data}",
         f"seed={seed}",
-        f"trainer.kimg={cfg.kimg}",
+        f"trainer.kimg={float(cfg.kimg) * share:g}",
         f"trainer.eval.every_kimg={ev.every_kimg}",
         f"trainer.eval.metrics=[{','.join(ev.metrics)}]",
         f"trainer.eval.num_fake={ev.num_fake}",
@@ -86,8 +98,10 @@ def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path) -> l
         "trainer.progress=false",
         "trainer.log_every=10",
     ]
+    if not evaluate:  # a tokenizer: scored through the prior that samples with it
+        out = [o for o in out if not o.startswith("trainer.eval.")]
     if cfg.get("minutes") is not None:
-        out.append(f"trainer.minutes={cfg.minutes}")
+        out.append(f"trainer.minutes={float(cfg.minutes) * share:g}")
     if ev.get("weights"):
         out.append(f"trainer.eval.weights={ev.weights}")
     out += list(cfg.get("overrides") or [])
@@ -104,23 +118,22 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]:
-    """Train (or finish training) one model/seed and return its summary row."""
-    from .training.config import compose_train_config
-    from .training.trainer import Trainer, build_bundle
+    """Train (or finish training) one model/seed and return its summary row. A model listed under the preset's
+    ``stage1:`` (a code prior) first trains its tokenizer; the two stages share the model's budget."""
+    from .runtime import build_bundle
 
     run_dir = out / "runs" / f"{model}_s{seed}"
-    done_marker = run_dir / "bench_done.json"
-    if not done_marker.exists():
-        train_cfg = compose_train_config(_train_overrides(cfg, model, seed, run_dir))
-        t0 = time.time()
-        summary = Trainer(train_cfg, run_dir).fit()
-        if summary.get("stopped"):  # a stopped run is not finished: no marker, so the next bench resumes it
-            from .training.signals import describe, exit_code_for
-
-            raise StoppedError(f"{model} (seed {seed}) stopped by {describe(summary['stopped'])} at "
-                               f"{summary['images_seen']} images; run the same `ganzoo bench` command again to "
-                               "resume it", exit_code_for(summary["stopped"]))
-        done_marker.write_text(json.dumps({"wall_s": time.time() - t0}))
+    stage1 = (cfg.get("stage1") or {}).get(model)  # a code prior: its tokenizer is trained first
+    share = 0.5 if stage1 else 1.0  # the two stages split the model's budget
+    extra: list[str] = []
+    stage1_time = 0.0
+    if stage1:
+        stage1_dir = out / "runs" / f"{model}_stage1_{stage1}_s{seed}"
+        _train_once(cfg, stage1, seed, stage1_dir, share=share, evaluate=False)
+        extra = [f"model.stage1={stage1_dir}"]
+        stage1_rows = [r for r in _read_jsonl(stage1_dir / "metrics.jsonl") if "img_per_s" in r]
+        stage1_time = stage1_rows[-1].get("time_s", 0.0) if stage1_rows else 0.0
+    _train_once(cfg, model, seed, run_dir, share=share, extra=extra)
     rows = _read_jsonl(run_dir / "metrics.jsonl")
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
     train_rows = [r for r in rows if "img_per_s" in r]
@@ -131,17 +144,44 @@ def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]
         "model": model,
         "seed": seed,
         "run_dir": str(run_dir),
-        "params_G": count_params(bundle.modules["G"]),
-        "params_D": count_params(bundle.modules["D"]),
+        **_sizes(bundle),
         "resolution": bundle.resolution,
         "kimg": train_rows[-1]["kimg"] if train_rows else 0.0,
-        "train_time_s": train_rows[-1].get("time_s", 0.0) if train_rows else 0.0,
+        "train_time_s": (train_rows[-1].get("time_s", 0.0) if train_rows else 0.0) + stage1_time,
         # The first interval includes start-up (data, first-call overheads): skip it when there are others.
         "img_per_s": statistics.median([r["img_per_s"] for r in (train_rows[1:] or train_rows)] or [0.0]),
         "final": {k[len("eval/"):]: v for k, v in final.items() if k.startswith("eval/")},
         "curve": [{"kimg": r["kimg"], "time_s": r["time_s"], **{k[5:]: v for k, v in r.items()
                    if k.startswith("eval/")}} for r in evals],
     }
+
+
+def _train_once(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, share: float = 1.0,
+                evaluate: bool = True, extra: Sequence[str] = ()) -> None:
+    """Train one run unless its ``bench_done.json`` says it finished (a stopped run is resumed)."""
+    from .training.config import compose_train_config
+    from .training.trainer import Trainer
+
+    done_marker = run_dir / "bench_done.json"
+    if done_marker.exists():
+        return
+    overrides = _train_overrides(cfg, model, seed, run_dir, share=share, evaluate=evaluate) + list(extra)
+    t0 = time.time()
+    summary = Trainer(compose_train_config(overrides), run_dir).fit()
+    if summary.get("stopped"):  # a stopped run is not finished: no marker, so the next bench resumes it
+        from .training.signals import describe, exit_code_for
+
+        raise StoppedError(f"{model} (seed {seed}) stopped by {describe(summary['stopped'])} at "
+                           f"{summary['images_seen']} images; run the same `ganzoo bench` command again to "
+                           "resume it", exit_code_for(summary["stopped"]))
+    done_marker.write_text(json.dumps({"wall_s": time.time() - t0}))
+
+
+def _sizes(bundle: Any) -> dict[str, int]:
+    """G = everything that draws an image (a code prior: prior + tokenizer), D = the discriminator (0 if none)."""
+    if bundle.info.get("kind") == "prior":
+        return {"params_G": sum(count_params(m) for m in bundle.modules.values()), "params_D": 0}
+    return {"params_G": count_params(bundle.modules["G"]), "params_D": count_params(bundle.modules["D"])}
 
 
 def _mean_std(values: list[float]) -> str:
@@ -165,7 +205,8 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
     for m in models:
         rs = [r for r in rows if r["model"] == m]
         first = rs[0]
-        cells = [m, str(first["resolution"]), f"{first['params_G'] / 1e6:.2f}M", f"{first['params_D'] / 1e6:.2f}M",
+        d_cell = f"{first['params_D'] / 1e6:.2f}M" if first["params_D"] else "–"
+        cells = [m, str(first["resolution"]), f"{first['params_G'] / 1e6:.2f}M", d_cell,
                  f"{statistics.fmean(r['kimg'] for r in rs):.1f}",
                  f"{statistics.fmean(r['img_per_s'] for r in rs):.0f}",
                  f"{statistics.fmean(r['train_time_s'] for r in rs) / 60:.1f}"]
@@ -182,7 +223,10 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
         "",
         f"Data `{cfg.data}`, budget {cfg.kimg} kimg per run"
         + (f" or {cfg.minutes} min" if cfg.get("minutes") is not None else "")
-        + f", seeds {list(cfg.seeds)}. Scores of the EMA generator at the end of training: "
+        + f", seeds {list(cfg.seeds)}"
+        + (f" (a code prior and its tokenizer, {', '.join(f'{k} on {v}' for k, v in cfg.stage1.items())}, share "
+           "their model's budget: half each; G counts prior + tokenizer)" if cfg.get("stage1") else "")
+        + ". Scores of the EMA generator at the end of training: "
         f"{', '.join(METRIC_LABELS[k] for k in metric_keys)} from {ev.num_fake} generated images against "
         f"{'all' if ev.num_real is None else ev.num_real} real images of the `{ev.split}` split, Inception pool3 "
         "features (see each run's eval.jsonl for the extractor weights hash and full provenance). Mean ± std over "

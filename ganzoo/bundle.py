@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .training import distributed as dist
+
 Logs = dict[str, float | torch.Tensor]
 LossFn = Callable[["Batch", "StepContext"], tuple[torch.Tensor, Logs]]
 
@@ -59,7 +61,7 @@ class StepContext:
         """Uniform random class labels for fake samples, or None when unconditional."""
         if self.c_dim <= 0:
             return None
-        return torch.randint(0, self.c_dim, (n,), device=self.device)
+        return dist.randint(0, self.c_dim, n, device=self.device)  # this rank's rows under torchrun
 
 
 @dataclass
@@ -93,13 +95,17 @@ class Phase:
 
 @dataclass
 class OptimizerSpec:
-    """Optimizer of one module. ``kind`` is ``adam`` or ``adamw``."""
+    """Optimizer of one module. ``kind`` is ``adam`` or ``adamw``.
+
+    ``param_groups(module) -> [{"params": [...], "weight_decay": ...}, ...]`` optionally splits the
+    module's parameters into groups (a transformer decays Linear weights only, as minGPT)."""
 
     lr: float
     betas: tuple[float, float] = (0.0, 0.99)
     eps: float = 1e-8
     weight_decay: float = 0.0
     kind: str = "adam"
+    param_groups: Callable[[nn.Module], list[dict[str, Any]]] | None = None
 
     def lazy(self, interval: int) -> OptimizerSpec:
         """Correct Adam for a regulariser run every ``interval`` steps (StyleGAN2 App. B).
@@ -116,7 +122,12 @@ class OptimizerSpec:
             eps=self.eps,
             weight_decay=self.weight_decay,
             kind=self.kind,
+            param_groups=self.param_groups,
         )
+
+    def build_for(self, module: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer of ``module``'s parameters (in groups when ``param_groups`` is set)."""
+        return self.build(self.param_groups(module) if self.param_groups is not None else module.parameters())
 
     def build(self, params) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.kind)

@@ -117,19 +117,21 @@ def _list(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="ganzoo list",
         description="Registered models, their family and sizes: 'preset' is the registry entry (build_model(name)), "
-        "'train' is conf/model/<name>.yaml, what `ganzoo train model=<name>` runs, when it differs.",
+        "'train' is conf/model/<name>.yaml, what `ganzoo train model=<name>` runs, when it differs. A train "
+        "size marked 'auto' follows the data; it is shown at the default data (data=fashion).",
     )
     parser.parse_args(argv)
     import torch
 
     from .bundle import count_params
     from .registry import build_model_shapes, get_entry, list_models
-    from .runtime import build_bundle
+    from .runtime import build_bundle, resolve_geometry
     from .training.config import compose_train_config
 
-    def size(bundle) -> str:
+    def size(bundle, auto: bool = False) -> str:
         counts = ", ".join(f"{k} {count_params(m) / 1e6:.2f}M" for k, m in bundle.modules.items())
-        return f"{bundle.resolution}px {counts}"
+        geometry = f"auto={bundle.resolution}px/{bundle.channels}ch" if auto else f"{bundle.resolution}px"
+        return f"{geometry} {counts}"
 
     rows = []
     for name in list_models():
@@ -137,8 +139,10 @@ def _list(argv: list[str]) -> int:
         preset = size(build_model_shapes(name))  # meta device: sizes only, no init time
         train = ""
         if (config_dir() / "model" / f"{name}.yaml").exists():
+            cfg = compose_train_config([f"model={name}"])
+            auto = resolve_geometry(cfg.model, cfg.data) is not None  # `auto` sized at the default data
             with torch.device("meta"):
-                train = size(build_bundle(compose_train_config([f"model={name}"]).model))
+                train = size(build_bundle(cfg.model), auto)
             train = "same" if train == preset else train
         rows.append((name, entry.family, preset, train or "-", entry.description))
     header = ("model", "family", "preset", "train (conf/model)")

@@ -151,6 +151,28 @@ def test_bench_writes_table_csv_plots_and_samples(tmp_path, tiny_extractor, monk
                  "overrides=[trainer.batch_size=16,trainer.grid=4,trainer.device=cpu]", "--out", str(out)]) == 0
 
 
+def test_bench_trains_a_code_prior_after_its_tokenizer(tmp_path, tiny_extractor, monkeypatch, capsys):
+    """A VQ model in the GAN table: the tokenizer trains first (half the budget), then the prior is scored."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "bench"
+    args = ["bench", "cpu", "models=[vqgan_prior_tiny]", "seeds=[0]", "kimg=0.128", "minutes=null",
+            "eval.every_kimg=0.064", "eval.num_fake=16", "eval.num_real=16",
+            "overrides=[trainer.batch_size=16,trainer.grid=4,trainer.device=cpu]", "--out", str(out)]
+    assert main([*args[:-2], "stage1={vqgan_prior_tiny: vqgan_tiny}", *args[-2:]]) == 0
+    runs = out / "runs"
+    assert (runs / "vqgan_prior_tiny_stage1_vqgan_tiny_s0" / "bench_done.json").exists()
+    stage1_rows = _rows(runs / "vqgan_prior_tiny_stage1_vqgan_tiny_s0" / "metrics.jsonl")
+    assert stage1_rows[-1]["kimg"] == pytest.approx(0.064)  # half of the model's budget
+    table = (out / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| vqgan_prior_tiny |"))
+    assert "| – |" in row and "share their model's budget" in table
+    fid = float(next(csv.DictReader(open(out / "table.csv")))["fid"])
+    assert fid > 0
+    # Without its tokenizer named, the preset is refused before anything trains.
+    assert main(args) == 2
+    assert "stage1: {vqgan_prior_tiny: vqgan}" in capsys.readouterr().err
+
+
 def test_bench_unknown_model_or_preset(capsys):
     assert main(["bench", "cpu", "models=[dcgn]"]) == 2
     assert "unknown models ['dcgn']" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganzoo.bundle import count_params
+from ganzoo.bundle import Batch, StepContext, count_params
 from ganzoo.errors import ConfigError
 from ganzoo.registry import build_model, build_model_shapes, get_entry, list_models, register_model
 
@@ -59,9 +59,25 @@ def test_impossible_resolution(res):
         build_model("dcgan", resolution=res)
 
 
+def _exercise_prior(bundle) -> None:
+    """A code prior: sampling gives images; its loss gives the prior (and only the prior) gradients."""
+    n = 2
+    c = torch.tensor([0, 1]) % bundle.c_dim if bundle.c_dim > 0 else None
+    img = bundle.sample(bundle.modules, n, c=c, generator=torch.Generator().manual_seed(0))
+    assert img.shape == (n, bundle.channels, bundle.resolution, bundle.resolution) and torch.isfinite(img).all()
+    assert img.min() >= -1 and img.max() <= 1
+    ctx = StepContext(bundle.modules, {}, 0, 0, torch.device("cpu"), bundle.c_dim)
+    loss, _ = bundle.objective.phases[0].loss(Batch(img, c), ctx)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bundle.modules["prior"].parameters())
+    assert all(p.grad is None for p in bundle.modules["tokenizer"].parameters())
+
+
 def _exercise(name: str) -> None:
     torch.manual_seed(0)
     bundle = build_model(name)
+    if bundle.info.get("kind") == "prior":
+        return _exercise_prior(bundle)
     G, D = bundle.modules["G"], bundle.modules["D"]
     n, c = 2, None
     if bundle.c_dim > 0:

@@ -147,6 +147,7 @@ def test_official_objectives():
 def test_yaml_matches_registry_preset(name):
     """``model=<name>`` (the yaml) builds the same networks and objective as the registry preset."""
     overrides = ["model.c_dim=10"] if name in ("sagan", "sagan_tiny") else []
+    overrides += ["model.resolution=32", "model.img_channels=1"] if name == "sagan" else []  # yaml: auto geometry
     kwargs: dict = {"c_dim": 10} if overrides else {}
     if name == "sagan_imagenet128":  # keep construction cheap: the same config with narrow layers
         overrides += ["model.G.base_channels=2", "model.D.base_channels=8"]

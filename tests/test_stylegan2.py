@@ -302,8 +302,8 @@ def test_yaml_matches_registry_preset(name):
     if name in ("stylegan2_f", "stylegan2_paper256"):
         overrides = ["model.resolution=32"]  # keep construction cheap: the same config at 32x32
         kwargs = {"resolution": 32}
-    else:
-        overrides, kwargs = [], {}
+    else:  # the stylegan2 yaml follows the data (auto geometry); its registry preset is 32x32 RGB
+        overrides, kwargs = ["model.resolution=32", "model.img_channels=3"] if name == "stylegan2" else [], {}
     from_yaml = build_bundle(compose([f"model={name}", *overrides]).model)
     from_registry = build_model(name, **kwargs)
     for key in ("G", "D"):

@@ -14,19 +14,23 @@
     verify: true         # folder only: decode every file at start and skip unreadable ones
 
 ``build_loader(dataset, batch_size=..., seed=..., start=images_seen, ...)`` gives the batches.
+``native_geometry(cfg)`` peeks at the data's own square side and channels without building it
+(what ``model.resolution: auto`` / ``model.img_channels: auto`` follow).
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from ganzoo.data.base import ImageDataset, check_geometry, check_max_images
-from ganzoo.data.embedded import EMBEDDED_FILES, EmbeddedDataset
-from ganzoo.data.folder import IMAGE_EXTENSIONS, ImageFolderDataset
+from ganzoo.data.embedded import EMBEDDED_FILES, EmbeddedDataset, embedded_native
+from ganzoo.data.folder import IMAGE_EXTENSIONS, ImageFolderDataset, scan_images
+from ganzoo.data.geometry import TORCHVISION_NATIVE, header_geometry, sample_files, square_side
 from ganzoo.data.loader import StreamLoader, build_loader
 from ganzoo.data.torchvision_sets import TORCHVISION_SETS, TorchvisionDataset, default_root
 from ganzoo.data.transforms import FIT_MODES
@@ -58,6 +62,7 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "default_root",
+    "native_geometry",
 ]
 
 
@@ -116,3 +121,34 @@ def build_dataset(cfg: Mapping, *, resolution: int, channels: int) -> ImageDatas
         lsun_classes=opts["lsun_classes"],
         **common,
     )
+
+
+def native_geometry(cfg: Mapping) -> tuple[int, int]:
+    """``(square side, channels)`` of the images the ``data:`` config describes, before any resizing.
+
+    Cheap: array shapes for the embedded sets, published sizes for the torchvision sets (no download),
+    the headers of a few files for a folder. The side is the one ``data.fit`` keeps (crop: the shorter
+    side; pad, stretch: the longer one).
+    """
+    opts = {**DEFAULTS, **_plain(cfg)}
+    name, fit = opts.get("name"), opts["fit"]
+    if name not in DATASET_NAMES:
+        raise _unknown_name(name)
+    if fit not in FIT_MODES:
+        raise ConfigError(f"data.fit={fit!r} is not known; use one of {', '.join(FIT_MODES)}.")
+    if name in EMBEDDED_FILES:
+        width, height, channels = embedded_native(name)
+        return square_side(width, height, fit), channels
+    if name in TORCHVISION_NATIVE:
+        width, height, channels = TORCHVISION_NATIVE[name]
+        return square_side(width, height, fit), channels
+    if opts["root"] is None:
+        raise ConfigError("data=folder needs a directory: set data.root=/path/to/images.")
+    root = Path(opts["root"]).expanduser()
+    files = scan_images(root) if root.is_dir() else []
+    found = header_geometry(sample_files(files[: check_max_images(opts["max_images"])]), fit)
+    if found is not None:
+        return found
+    # Nothing readable in the sample: building the dataset gives the precise error (or finds good files).
+    dataset = build_dataset(cfg, resolution=8, channels=3)
+    return dataset.native_resolution, dataset.native_channels

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ganzoo.data.geometry import mode_channels, square_side
 from ganzoo.data.transforms import check_fit, check_pad_color, prepare_image, to_tensor
 from ganzoo.errors import ConfigError
 
@@ -85,7 +86,23 @@ class ImageDataset(Dataset):
         """The class index at ``index``, or -1."""
         raise NotImplementedError
 
+    def _native(self) -> tuple[int, int, int]:
+        """``(width, height, channels)`` of the source images; here the first image's (one decode)."""
+        img = self._load(0)
+        return img.width, img.height, mode_channels(img.mode)
+
     # --- shared -------------------------------------------------------------------------------
+    @property
+    def native_resolution(self) -> int:
+        """Side of the square the source images give under ``fit`` before resizing (28 for Fashion-MNIST)."""
+        width, height, _ = self._native()
+        return square_side(width, height, self.fit)
+
+    @property
+    def native_channels(self) -> int:
+        """Channels of the source images as the pipeline reads them: 1 (grey) or 3 (colour)."""
+        return self._native()[2]
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names) if self.class_names else 0

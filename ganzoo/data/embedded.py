@@ -52,6 +52,12 @@ def load_embedded(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return images, labels, names
 
 
+def embedded_native(name: str) -> tuple[int, int, int]:
+    """``(width, height, channels)`` of embedded set ``name``, from its array shape."""
+    images = load_embedded(name)[0]  # [N, H, W] grey or [N, H, W, 3]
+    return images.shape[2], images.shape[1], 3 if images.ndim == 4 else 1
+
+
 class EmbeddedDataset(ImageDataset):
     """An in-memory dataset read from ``ganzoo/data/embedded/<file>.npz``."""
 
@@ -87,6 +93,9 @@ class EmbeddedDataset(ImageDataset):
 
     def _source_len(self) -> int:
         return len(self._images)
+
+    def _native(self) -> tuple[int, int, int]:
+        return embedded_native(self.name)
 
     def _load(self, index: int) -> Image.Image:
         return Image.fromarray(self._images[index])

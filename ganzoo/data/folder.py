@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ganzoo.data.base import ImageDataset
+from ganzoo.data.geometry import header_geometry, sample_files
 from ganzoo.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -158,6 +159,14 @@ class ImageFolderDataset(ImageDataset):
 
     def _source_len(self) -> int:
         return len(self.files)
+
+    def _native(self) -> tuple[int, int, int]:
+        """The largest square side and any colour among a few evenly spaced files (headers only)."""
+        found = header_geometry(sample_files(self.files[: len(self)]), self.fit)
+        if found is None:  # the sampled files cannot be opened: ask the first readable image
+            return super()._native()
+        side, channels = found
+        return side, side, channels
 
     def _label(self, index: int) -> int:
         return self._labels[index]

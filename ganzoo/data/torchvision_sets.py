@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ganzoo.data.base import ImageDataset
+from ganzoo.data.geometry import TORCHVISION_NATIVE
 from ganzoo.data.transforms import prepare_image
 from ganzoo.errors import ConfigError, DataError
 
@@ -185,6 +186,9 @@ class TorchvisionDataset(ImageDataset):
 
     def _source_len(self) -> int:
         return len(self.tv)
+
+    def _native(self) -> tuple[int, int, int]:
+        return TORCHVISION_NATIVE[self.name]  # published sizes: no image is read
 
     def _fetch(self, index: int) -> tuple[np.ndarray, int]:
         img, target = self.tv[index]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..training import distributed as dist
+
 NOISE_MODES = ("random", "const", "none")
 
 
@@ -42,7 +44,7 @@ class NoiseInjection(nn.Module):
                 return x
             n, _, h, w = x.shape
             if mode == "random":
-                noise = torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
+                noise = dist.randn(n, 1, h, w, device=x.device, dtype=x.dtype)  # rank's rows under torchrun
             else:
                 if self.resolution is None:
                     raise ValueError("mode='const' needs NoiseInjection(resolution=...)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..training import distributed as dist
+
 
 def nonsat_g(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating generator loss ``softplus(-D(G(z)))`` (Goodfellow et al. 2014, Sec. 3)."""
@@ -64,7 +66,7 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP penalty ``E (||grad D(x_hat)|| - target)^2`` on random interpolates
     (Gulrajani et al. 2017, Alg. 1). The caller multiplies by lambda (10 in the paper)."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    eps = dist.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     grad_norm = _grad_sq_norm(critic(mixed, **critic_kwargs), mixed).add(1e-12).sqrt()
     return (grad_norm - target).square().mean()
@@ -82,12 +84,12 @@ def path_length_penalty(
     Returns ``(penalty [N], lengths [N], new_pl_mean)``; the caller multiplies by the weight.
     """
     h, w_ = img.shape[2], img.shape[3]
-    noise = torch.randn_like(img) / (h * w_) ** 0.5
+    noise = dist.randn_like(img) / (h * w_) ** 0.5
     (grad,) = torch.autograd.grad(outputs=(img * noise).sum(), inputs=w, create_graph=True)
     lengths = grad.float().square().sum(2).mean(1).sqrt()  # [N], fp32 under bf16 autocast too
     # As the official code: the running mean is not detached inside the penalty (its gradient is
     # scaled by ``decay``); the caller stores ``new_mean.detach()``.
-    new_mean = pl_mean.lerp(lengths.mean(), decay)
+    new_mean = pl_mean.lerp(dist.batch_mean(lengths), decay)  # global batch under torchrun
     penalty = (lengths - new_mean).square()
     return penalty, lengths, new_mean
 

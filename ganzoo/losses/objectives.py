@@ -11,6 +11,8 @@ hooks instead of copying the loop:
 - ``g_penalty(ctx) -> (loss, logs)``: a term added to G's main loss (BigGAN: orthogonal
   regularisation of G's weights). The trainer divides each micro-batch loss by
   ``trainer.accumulate`` and sums them, so the term enters G's gradient once per step.
+- ``augment``: set by :func:`ganzoo.augment.attach_augment` (DiffAugment, ADA); every D call goes
+  through :meth:`AdversarialObjective.discriminate`, which shows D the augmented images.
 
 Phase order follows StyleGAN2-ADA's ``Gmain, Greg, Dmain, Dreg``.
 """
@@ -18,12 +20,16 @@ Phase order follows StyleGAN2-ADA's ``Gmain, Greg, Dmain, Dreg``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..bundle import Batch, Objective, OptimizerSpec, Phase, StepContext
+from ..training import distributed as dist
 from . import functional as L
+
+if TYPE_CHECKING:
+    from ..augment import Augmenter
 
 GAN_LOSSES: dict[str, tuple[Callable, Callable]] = {
     "nonsat": (L.nonsat_g, L.nonsat_d),
@@ -55,6 +61,8 @@ class AdversarialObjective(Objective):
         g_kwargs, prepare_reals: hooks, see the module docstring.
         extra_phases: inserted after ``Gmain`` (e.g. ``Greg``).
         g_penalty: optional term added to the ``Gmain`` loss, see the module docstring.
+
+    State (``state_dict``): the augmenter's, under ``augment.`` (ADA's ``p`` and its statistic).
     """
 
     def __init__(
@@ -82,6 +90,7 @@ class AdversarialObjective(Objective):
         self.gp_lambda, self.drift = float(gp_lambda), float(drift)
         self.g_kwargs, self.prepare_reals = g_kwargs, prepare_reals
         self.g_penalty = g_penalty
+        self.augment: Augmenter | None = None  # set by ganzoo.augment.attach_augment
         lazy_r1 = self.r1_gamma > 0 and self.r1_interval > 1
         phases = [Phase("Gmain", "G", self.g_main, needs_batch=False)]
         phases += extra_phases or []
@@ -94,10 +103,29 @@ class AdversarialObjective(Objective):
         }
         super().__init__(phases, optimizers)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        if self.augment is None:
+            return {}
+        return {f"augment.{k}": v for k, v in self.augment.state_dict().items()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        other = sorted(k for k in state if not k.startswith("augment."))
+        if other:
+            raise ValueError(f"unexpected objective state {other}")
+        aug = {k.removeprefix("augment."): v for k, v in state.items() if k.startswith("augment.")}
+        # A run resumed with another augment setting (trainer.resume_force) starts that one fresh.
+        if self.augment is not None and aug and set(aug) == set(self.augment.state_dict()):
+            self.augment.load_state_dict(aug)
+
+    def to(self, device: torch.device) -> AdversarialObjective:
+        if self.augment is not None:
+            self.augment.to(device)
+        return self
+
     # -- helpers -------------------------------------------------------------------------------
     def generate(self, ctx: StepContext, n: int, **extra: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         G = ctx.modules["G"]
-        z = torch.randn(n, G.z_dim, device=ctx.device)
+        z = dist.randn(n, G.z_dim, device=ctx.device)  # this rank's rows of the global batch's z
         c = ctx.sample_labels(n)
         return G(z, c, **self.g_kwargs(ctx), **extra), c
 
@@ -106,6 +134,8 @@ class AdversarialObjective(Objective):
         return self.generate(ctx, n)
 
     def discriminate(self, ctx: StepContext, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if self.augment is not None:
+            img = self.augment(img, ctx)
         return ctx.modules["D"](img, c, **self.g_kwargs(ctx))
 
     # -- phases --------------------------------------------------------------------------------
@@ -136,6 +166,8 @@ class AdversarialObjective(Objective):
             "D/real": real_logits.detach().mean(),
             "D/fake": fake_logits.detach().mean(),
         }
+        if self.augment is not None:
+            logs.update(self.augment.observe_real(real_logits, ctx))
         if self.gp_lambda > 0:
             gp = L.gradient_penalty(
                 lambda x: self.discriminate(ctx, x, batch.label), reals, fake
@@ -220,14 +252,16 @@ class StyleObjective(AdversarialObjective):
         super().__init__(extra_phases=extra, g_optim_interval=int(g_reg_interval), **kwargs)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"pl_mean": self.pl_mean.detach().cpu().clone()}
+        return {**super().state_dict(), "pl_mean": self.pl_mean.detach().cpu().clone()}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         if "pl_mean" in state:
             self.pl_mean = state["pl_mean"].to(self.pl_mean.device).clone()
+        super().load_state_dict({k: v for k, v in state.items() if k != "pl_mean"})
 
     def to(self, device: torch.device) -> StyleObjective:
         self.pl_mean = self.pl_mean.to(device)
+        super().to(device)
         return self
 
     def mapping(self, ctx: StepContext, z: torch.Tensor, c: torch.Tensor | None, *, update_w_avg: bool) -> torch.Tensor:
@@ -238,13 +272,13 @@ class StyleObjective(AdversarialObjective):
             if n_active > 1:
                 cutoff = int(torch.randint(1, n_active, ()))
                 if float(torch.rand(())) < self.style_mixing_prob:
-                    ws2 = G.mapping(torch.randn_like(z), c, update_w_avg=False)
+                    ws2 = G.mapping(dist.randn_like(z), c, update_w_avg=False)
                     ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return ws
 
     def generate(self, ctx: StepContext, n: int, *, update_w_avg: bool = True, return_ws: bool = False, **extra):
         G = ctx.modules["G"]
-        z = torch.randn(n, G.z_dim, device=ctx.device)
+        z = dist.randn(n, G.z_dim, device=ctx.device)  # this rank's rows of the global batch's z
         c = ctx.sample_labels(n)
         ws = self.mapping(ctx, z, c, update_w_avg=update_w_avg)
         img = G.synthesis(ws, **self.g_kwargs(ctx), **extra)

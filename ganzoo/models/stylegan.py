@@ -45,6 +45,7 @@ from ..layers.resample_conv import UpConv2d
 from ..losses.objectives import StyleObjective, optimizer_spec
 from ..registry import construct, register_model
 from ..sampling.truncation import truncate
+from ..training import distributed as dist
 from .progan import (
     ProGANDiscriminator,
     build_schedule,
@@ -314,7 +315,7 @@ class StyleGANGenerator(nn.Module):
         w = self.mapping_network(z, c)  # [N, w_dim]
         if update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+                self.w_avg.copy_(dist.batch_mean_rows(w.detach().float()).lerp(self.w_avg, self.w_avg_beta))
         ws = w[:, None, :].repeat(1, self.num_ws, 1)  # [N, num_ws, w_dim], a copy per layer (editable)
         return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 

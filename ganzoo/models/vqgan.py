@@ -208,7 +208,10 @@ class VQGANAutoencoder(nn.Module):
 
     Follows the autoencoder convention of ``ganzoo.losses.autoencoder``: ``encode``, ``decode``,
     ``decode_indices``, ``forward(img) -> (img_rec, QuantizerOutput)`` and ``last_layer``.
+    The decoder is convolutional, so it renders code grids of any size (sliding-window sampling).
     """
+
+    decodes_any_size = True
 
     def __init__(
         self,
@@ -344,6 +347,12 @@ IMAGENET_F16_1024: dict[str, Any] = dict(
 )
 register_model("vqgan_imagenet_f16_1024", family="vector-quantized", builder=vqgan,
                description="VQ-GAN, taming's ImageNet f16 / 1024-code configuration (256x256)", **IMAGENET_F16_1024)
+
+# The f16 model with 16384 codes (README model zoo, vqgan_imagenet_f16_16384): the same autoencoder with a larger
+# codebook; the tokenizer of taming's class-conditional ImageNet transformer (vqgan_prior_imagenet_cin).
+register_model("vqgan_imagenet_f16_16384", family="vector-quantized", builder=vqgan,
+               description="VQ-GAN, taming's ImageNet f16 / 16384-code configuration (256x256)",
+               **{**IMAGENET_F16_1024, "G": {**IMAGENET_F16_1024["G"], "n_embed": 16384}})
 
 # CPU default: embedded Fashion-MNIST at 32x32, f = 4 (8x8 codes). No LPIPS (its VGG trunk is not
 # available offline), dead-code restarts on (a 20-minute run collapses to ~10 codes without them), and

@@ -37,6 +37,7 @@ from .class_interp import class_interpolation, require_class_embedding
 from .conditional import class_rows, draw_latents
 from .images import save_gif, save_grid, save_individual, to_uint8
 from .interpolation import interpolate
+from .prior_modes import prior_class_rows, prior_opts, prior_tag
 from .style_mixing import style_mixing_grid
 from .truncation import is_style_generator, require_style
 
@@ -192,6 +193,15 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
     cond.add_argument("--layer", type=int, default=None,
                       help="attention: which self-attention layer of G, in module order (default 0)")
 
+    prior = parser.add_argument_group("code priors (vqgan_prior, vit_vqgan_prior): --mode grid or classes")
+    prior.add_argument("--temperature", type=float, default=None, help="softmax temperature of the codes (default 1)")
+    prior.add_argument("--top-k", dest="top_k", type=int, default=None, help="draw only from the K likeliest codes")
+    prior.add_argument("--top-p", dest="top_p", type=float, default=None,
+                       help="draw only from the smallest set of codes with probability mass >= P (nucleus)")
+    prior.add_argument("--grid", default=None, metavar="HxW",
+                       help="code grid larger than the training one, sampled with a sliding window (VQ-GAN Fig. 3), "
+                       "e.g. 16x16 for 2x larger images with an 8x8-code tokenizer")
+
     style = parser.add_argument_group("style-based generators (stylegan, stylegan2)")
     style.add_argument("--psi", type=float, default=None, help="truncation psi in W: 1 = none, 0.7 typical, 0 = mean")
     style.add_argument("--cutoff", type=int, default=None, help="truncate only the first CUTOFF ws (needs --psi)")
@@ -281,10 +291,18 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def _check_model_args(args: argparse.Namespace, bundle: Bundle, G: nn.Module | None) -> None:
-    """Flag combinations that depend on the model: truncation, W space, classes."""
+    """Flag combinations that depend on the model: truncation, W space, classes, code-prior options."""
     model = f"{bundle.info.get('name', 'this model')} ({bundle.family or 'unknown family'})"
-    if G is None and args.mode != "grid":
-        raise ConfigError(f"--mode {args.mode} needs a GAN generator G; {model} has none. Use --mode grid")
+    is_prior = bundle.info.get("kind") == "prior"
+    if G is None and args.mode not in (("grid", "classes") if is_prior else ("grid",)):
+        raise ConfigError(f"--mode {args.mode} needs a GAN generator G; {model} has none. Use --mode grid"
+                          + (" or classes" if is_prior else ""))
+    if not is_prior:
+        given = [f for f, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p),
+                                ("--grid", args.grid)) if v is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply to code priors (vqgan_prior, vit_vqgan_prior); "
+                              f"{model} is not one")
     for flag, value in (("--psi (truncation)", args.psi), ("--cutoff (truncation)", args.cutoff),
                         ("--noise", args.noise)):
         if value is not None:
@@ -378,6 +396,7 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
         uses_synthesis = args.mode == "mix" or (args.mode == "interp" and (args.space or "w") == "w" and style)
         check_opts(G, user_opts, fn=G.synthesis if uses_synthesis else None)
     opts.update(user_opts)
+    opts.update(prior_opts(args))
     trunc = {"truncation_psi": 1.0 if args.psi is None else args.psi, "truncation_cutoff": args.cutoff}
     noise_mode = args.noise or "const"
     generated = _run_dir(args.checkpoint) / "generated"
@@ -416,6 +435,12 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
         opts["noise_mode"] = noise_mode
         if args.psi is not None:
             opts.update(trunc)
+    if args.mode == "classes" and G is None:  # a code prior: rows = classes, columns = draws from --seed
+        classes = _labels(args) or list(range(min(bundle.c_dim, MAX_CLASS_ROWS)))
+        imgs, nrow = prior_class_rows(bundle, modules, classes, n=args.n or 8, seed=args.seed or 0,
+                                      batch=args.batch, opts=opts)
+        out = Path(args.out) if args.out else generated / f"classes_seed{args.seed or 0}{prior_tag(args)}.png"
+        return [save_grid(imgs, out, nrow=nrow)]
     if args.mode != "grid":
         return _run_layout_mode(args, bundle, modules, G, opts, generated)
     c_dim = bundle.c_dim
@@ -445,7 +470,7 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
                          else torch.randint(0, c_dim, (m,), generator=gen))
                 chunks.append(bundle.sample(modules, m, c=c, generator=gen, **opts).float().cpu())
         imgs = torch.cat(chunks)
-    out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}.png"
+    out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}{prior_tag(args)}.png"
     paths = [save_grid(imgs, out, nrow=args.nrow)]
     if args.individual:
         paths += save_individual(imgs, args.individual, prefix=f"{name}_")

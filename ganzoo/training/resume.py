@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import find_resumable, read_metadata
 
 # Settings whose change breaks bit-exact continuation (data order, RNG streams, numerics).
-EXACT_KEYS = ("seed", "data", "trainer.batch_size", "trainer.accumulate", "trainer.precision")
-GROUPS = ("model", "data", "trainer", "logger")
+EXACT_KEYS = ("seed", "data", "trainer.batch_size", "trainer.accumulate", "trainer.precision", "augment")
+GROUPS = ("model", "data", "trainer", "logger", "augment")
 
 
 def saved_config(resume: str | Path) -> DictConfig | None:

@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from .. import __version__
+from ..augment import attach_augment
 from ..bundle import Batch, Phase, StepContext
 from ..data import build_dataset, build_loader
 from ..errors import CheckpointError, ConfigError, DivergedError, GanzooError
-from ..runtime import build_bundle, model_kwargs, select_device  # noqa: F401  (re-exported)
+from ..runtime import build_bundle, model_kwargs, resolve_geometry, select_device  # noqa: F401  (re-exported)
 from ..sampling.conditional import class_grid_shape
 from ..sampling.images import save_grid
 from . import distributed as dist
@@ -72,10 +73,20 @@ class Trainer:
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        # Model first (its resolution and channels decide how the data is prepared).
+        # Model first (its resolution and channels decide how the data is prepared). `auto` geometry
+        # becomes numbers in cfg.model, so the saved config and checkpoints rebuild this very model.
+        geometry_note = resolve_geometry(cfg.model, cfg.data)
+        if geometry_note and self.is_main:
+            print(geometry_note, flush=True)
         self.bundle = build_bundle(cfg.model, num_classes=self._peek_num_classes())
         if cfg.model.get("c_dim") == "auto":  # record the number: checkpoints rebuild G from the saved model config
             cfg.model.c_dim = self.bundle.c_dim
+        if self.bundle.info.get("missing"):  # e.g. a code prior without its stage-1 tokenizer
+            raise ConfigError(f"model={cfg.model.name} cannot train: {self.bundle.info['missing']}")
+        attach_augment(self.bundle.objective, cfg.get("augment"))  # DiffAugment / ADA for any GAN (augment=...)
+        with open_dict(cfg.model):  # what the builder pinned (a prior's tokenizer hash...) is saved with the run
+            for key, value in self.bundle.info.get("resolved", {}).items():
+                cfg.model[key] = value
         self.dataset = build_dataset(cfg.data, resolution=self.bundle.resolution, channels=self.bundle.channels)
         probe_classes = self.dataset.num_classes
         self.c_dim = self.bundle.c_dim
@@ -85,10 +96,12 @@ class Trainer:
         self.modules: dict[str, nn.Module] = {k: m.to(self.device) for k, m in self.bundle.modules.items()}
         for m in self.modules.values():
             dist.broadcast_module(m)
+            if dist.world_size() > 1:  # BN statistics over the global batch, as one process computes them
+                dist.convert_sync_batchnorm(m)
         self.objective = self.bundle.objective.to(self.device)
         self.phases: list[Phase] = self.objective.phases
         self.optimizers = {
-            name: spec.build(self.modules[name].parameters()) for name, spec in self.objective.optimizers.items()
+            name: spec.build_for(self.modules[name]) for name, spec in self.objective.optimizers.items()
         }
         ema_spec = self.bundle.ema if self.tcfg.ema else None
         self.ema_spec = ema_spec
@@ -100,6 +113,7 @@ class Trainer:
             raise ConfigError(
                 f"trainer.batch_size={self.batch_size} is not divisible by trainer.accumulate={self.tcfg.accumulate}"
             )
+        dist.local_batch_size(self.batch_size, accumulate=int(self.tcfg.accumulate))  # the global batch splits evenly
         self._restored_rng: dict[str, Any] | None = None
         self.resumed_from: Path | None = None
         self.stopped: str | None = None  # the signal that stopped the last fit() early, if any
@@ -145,7 +159,7 @@ class Trainer:
     @property
     def total_images(self) -> int:
         if self.tcfg.steps is not None:
-            return int(self.tcfg.steps) * self.batch_size * dist.world_size()
+            return int(self.tcfg.steps) * self.batch_size  # batch_size is the global batch (all ranks)
         return int(round(float(self.tcfg.kimg) * 1000))
 
     def _done(self) -> bool:
@@ -296,6 +310,7 @@ class Trainer:
         # Sampling must not disturb the training RNG stream (resume exactness).
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             chunks = []
+            gen = torch.Generator().manual_seed(int(self.tcfg.grid_seed))  # samplers without latents (code priors)
             reals = latents.get("reals")
             total = reals.shape[0] if reals is not None else int(self.tcfg.grid)
             total = latents["c"].shape[0] if latents["c"] is not None and reals is None else total
@@ -304,7 +319,7 @@ class Trainer:
                 c = latents["c"][i : i + int(self.tcfg.batch_size)] if latents["c"] is not None else None
                 n = z.shape[0] if z is not None else min(int(self.tcfg.batch_size), total - i)
                 extra = {"reals": reals[i : i + n]} if reals is not None else {}
-                chunks.append(self.bundle.sample(modules, n, z=z, c=c, **extra, **opts).float().cpu())
+                chunks.append(self.bundle.sample(modules, n, z=z, c=c, generator=gen, **extra, **opts).float().cpu())
             imgs = torch.cat(chunks)
             nrow = latents["nrow"]
             if reals is not None:  # each real image beside its reconstruction
@@ -342,7 +357,7 @@ class Trainer:
     def _loader(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return build_loader(
             self.dataset,
-            batch_size=batch_size,
+            batch_size=dist.local_batch_size(batch_size, accumulate=int(self.tcfg.accumulate)),
             seed=self.seed,
             start=self.images_seen,
             rank=dist.rank(),
@@ -369,7 +384,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         parts = max(int(self.tcfg.accumulate), 1)
         for micro in batch.split(parts):
-            with self.autocast:
+            with self.autocast, dist.sharded_batch():  # this rank's shard of the global batch
                 loss, phase_logs = phase.loss(micro, ctx)
             self.guard.observe(phase.name, loss)  # on-device flags: no sync here
             (loss.float() * (phase.interval / parts)).backward()

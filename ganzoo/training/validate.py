@@ -1,6 +1,8 @@
 """Check every trainer, data and top-level value before anything is built, and report all problems
 in one paragraph (no traceback). Model keys are left to each family's builder, which names its
-allowed keys; only ``model.c_dim`` is checked here because the trainer matches it to the data.
+allowed keys; only ``model.c_dim``, ``model.resolution`` and ``model.img_channels`` are checked here
+because the trainer matches them to the data (each may be ``auto``; a builder still says which
+resolutions its architecture supports).
 """
 
 from __future__ import annotations
@@ -142,6 +144,13 @@ def config_problems(cfg: Mapping[str, Any] | DictConfig) -> list[str]:
         if c_dim != "auto" and not _int(0)(c_dim):
             problems.append(f"model.c_dim={c_dim!r} must be 0 (unconditional), a number of classes >= 1, or auto "
                             "(the data's classes)")
+    if isinstance(model, Mapping):
+        res, ch = model.get("resolution", "auto"), model.get("img_channels", "auto")
+        if res != "auto" and not _int(4)(res):
+            problems.append(f"model.resolution={res!r} must be auto (the data's size, rounded up to a power of two) "
+                            "or a power of two such as 32, 64 or 256")
+        if ch != "auto" and not (_int(1)(ch) and ch in (1, 3)):
+            problems.append(f"model.img_channels={ch!r} must be auto (the data's channels), 1 (grey) or 3 (RGB)")
     return problems
 
 

@@ -1,0 +1,203 @@
+"""Autoregressive sampling of VQ codes with a GPT prior (Esser et al. 2021, Sec. 3.2).
+
+Draws are made with a CPU ``torch.Generator``: one uniform per sequence and step, turned into a token
+by the inverse CDF of the (filtered) distribution computed on the CPU in float64. The token chosen
+for a seed therefore depends only on the logits, not on the device, nor on whether the logits came
+from a cached or an uncached forward (up to the floating-point differences of those forwards).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganzoo.errors import ConfigError
+from ganzoo.layers.gpt import GPT
+
+
+def _check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"top_k must be >= 1 (or null for no top-k), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must lie in (0, 1] (or null for no nucleus), got {top_p}")
+
+
+def filter_logits(logits: torch.Tensor, *, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Set disallowed entries of ``logits [N, V]`` to ``-inf`` (a new tensor, same shape).
+
+    ``top_k`` keeps the ``k`` largest logits (all of a tie at the k-th value, as taming's
+    ``top_k_logits``). ``top_p`` (nucleus sampling, Holtzman et al. 2020) keeps the smallest set of
+    most likely tokens whose softmax mass reaches ``top_p``, always at least the argmax. With both,
+    top-k is applied first and the nucleus is taken of what remains.
+    """
+    _check_options(1.0, top_k, top_p)
+    out = logits.clone()
+    if top_k is not None and top_k < out.shape[-1]:
+        kth = torch.topk(out, top_k, dim=-1).values[..., -1:]  # [N, 1]
+        out = out.masked_fill(out < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        # Stable sort so that ties are broken by index, the same way on every run.
+        sorted_logits, order = torch.sort(out, dim=-1, descending=True, stable=True)
+        # At least float32 for the running mass (half-precision sums drift).
+        probs = sorted_logits.to(torch.promote_types(sorted_logits.dtype, torch.float32)).softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
+        # Token r is needed while the tokens before it hold less than top_p; rank 0 always is.
+        drop_sorted = mass_before >= top_p
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        out = out.masked_fill(drop, float("-inf"))
+    return out
+
+
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    allowed: int | None = None,
+) -> torch.Tensor:
+    """Draw one token per row of ``logits [N, V]`` -> ``[N]`` int64 on ``logits.device``.
+
+    ``allowed``: only tokens ``< allowed`` may be drawn (the vocabulary also holds class/SOS tokens).
+    Order as in taming's ``sample_with_past``: divide by ``temperature``, filter (top-k then top-p),
+    softmax. The draw is an inverse CDF of one CPU uniform per row, so it uses ``generator`` (a CPU
+    generator, or torch's default CPU one when ``None``) identically on every device.
+    """
+    _check_options(temperature, top_k, top_p)
+    if generator is not None and generator.device.type != "cpu":
+        raise ConfigError("sample_next needs a CPU torch.Generator (draws are made on the CPU)")
+    n, v = logits.shape
+    x = logits.detach().to("cpu", torch.float64)
+    if allowed is not None:
+        if not 0 < allowed <= v:
+            raise ConfigError(f"allowed must lie in [1, {v}] for a vocabulary of {v}, got {allowed}")
+        x = x[:, :allowed]  # the other tokens get probability 0
+    x = filter_logits(x / temperature, top_k=top_k, top_p=top_p)
+    probs = F.softmax(x, dim=-1)  # [N, V'], float64
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(n, 1, generator=generator, dtype=torch.float64)
+    # First index whose CDF exceeds u * total; zero-probability tokens are flat steps and never chosen.
+    token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0]
+    # Rounding may push u * total onto the last step: fall back to the last token with mass.
+    last = probs.shape[1] - 1 - (probs.flip(-1) > 0).to(torch.int64).argmax(-1)
+    token = torch.minimum(token, last)
+    return token.to(logits.device)
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: GPT,
+    prefix: torch.Tensor,
+    steps: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    allowed: int | None = None,
+) -> torch.Tensor:
+    """Continue ``prefix [N, P]`` (e.g. the class or SOS token) by ``steps`` tokens -> ``[N, steps]``.
+
+    With ``use_cache`` each step runs the model on the one new token (keys/values of earlier tokens
+    come from a :class:`~ganzoo.layers.gpt.KVCache`); without, on the whole sequence so far. Both
+    draw the same tokens for the same generator state.
+    """
+    if prefix.dim() != 2 or prefix.shape[1] < 1:
+        raise ConfigError(f"prefix must have shape [N, P] with P >= 1 (e.g. the SOS token), got {tuple(prefix.shape)}")
+    if prefix.shape[1] + steps - 1 > model.block_size:
+        raise ConfigError(
+            f"{prefix.shape[1]} prefix + {steps} sampled tokens need a context of "
+            f"{prefix.shape[1] + steps - 1} > block_size={model.block_size}; use sample_sliding_window for "
+            "grids larger than the training grid"
+        )
+    was_training = model.training
+    model.eval()
+    opts = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, allowed=allowed)
+    seq = prefix
+    out = []
+    cache = model.new_cache() if use_cache else None
+    feed = prefix
+    try:
+        for _ in range(steps):
+            if use_cache:
+                logits = model(feed, cache=cache)[:, -1]  # [N, V]
+            else:
+                logits = model(seq)[:, -1]
+            token = sample_next(logits, **opts)[:, None]  # [N, 1]
+            out.append(token)
+            seq = torch.cat((seq, token), dim=1)
+            feed = token
+    finally:
+        model.train(was_training)
+    if not out:
+        return prefix.new_zeros(prefix.shape[0], 0)
+    return torch.cat(out, dim=1)  # [N, steps]
+
+
+def window_origin(i: int, j: int, grid: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner of the ``window`` (h, w) used to sample cell ``(i, j)`` of ``grid`` (H, W).
+
+    The window is centred on ``(i, j)`` (the cell sits at row ``h // 2``, column ``w // 2`` of it) and
+    clamped so it stays inside the grid: this is taming's ``scripts/sample_conditional.py`` rule
+    (``local_i = i`` near the top, ``h - (H - i)`` near the bottom, ``h // 2`` inside).
+    """
+    (gh, gw), (h, w) = grid, window
+    top = min(max(i - h // 2, 0), gh - h)
+    left = min(max(j - w // 2, 0), gw - w)
+    return top, left
+
+
+@torch.no_grad()
+def sample_sliding_window(
+    model: GPT,
+    prefix: torch.Tensor,
+    grid: tuple[int, int],
+    window: tuple[int, int],
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    allowed: int | None = None,
+) -> torch.Tensor:
+    """Codes for a ``grid`` (H, W) larger than the training ``window`` (h, w) -> ``[N, H, W]``.
+
+    Taming Sec. 3.2 / Fig. 3: cells are drawn in raster order; cell ``(i, j)`` is predicted from the
+    prefix followed by the tokens of its window (:func:`window_origin`) in raster order up to, not
+    including, ``(i, j)``, at positions ``0 .. P + h*w - 1`` as in training. Tokens of the window that
+    come after ``(i, j)`` are not fed (taming feeds them but the causal mask hides them). One forward
+    per cell; with ``grid == window`` this is exactly ``sample_tokens(use_cache=False)``.
+    """
+    (gh, gw), (h, w) = grid, window
+    if not (1 <= h <= gh and 1 <= w <= gw):
+        raise ConfigError(f"window {window} must fit inside grid {grid} (window = the training code grid)")
+    if prefix.dim() != 2 or prefix.shape[1] < 1:
+        raise ConfigError(f"prefix must have shape [N, P] with P >= 1 (e.g. the SOS token), got {tuple(prefix.shape)}")
+    if prefix.shape[1] + h * w - 1 > model.block_size:
+        raise ConfigError(
+            f"a {h}x{w} window after {prefix.shape[1]} prefix tokens needs a context of "
+            f"{prefix.shape[1] + h * w - 1} > block_size={model.block_size}; the window must be the "
+            "training code grid"
+        )
+    was_training = model.training
+    model.eval()
+    n = prefix.shape[0]
+    codes = torch.zeros(n, gh, gw, dtype=torch.int64, device=prefix.device)
+    opts = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, allowed=allowed)
+    try:
+        for i in range(gh):
+            for j in range(gw):
+                top, left = window_origin(i, j, grid, window)
+                li, lj = i - top, j - left  # the cell inside its window
+                patch = codes[:, top : top + h, left : left + w].reshape(n, h * w)  # [N, h*w]
+                context = torch.cat((prefix, patch[:, : li * w + lj]), dim=1)  # [N, P + li*w + lj]
+                logits = model(context)[:, -1]  # [N, V]
+                codes[:, i, j] = sample_next(logits, **opts)
+    finally:
+        model.train(was_training)
+    return codes

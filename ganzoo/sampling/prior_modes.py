@@ -1,0 +1,66 @@
+"""``ganzoo generate`` for code priors (VQ stage 2): sampling options from the command line and one row
+of draws per class. A prior has no latent ``z``: a seed drives its sampler's own randomness."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..bundle import Bundle
+from ..errors import ConfigError
+
+
+def prior_opts(args: argparse.Namespace) -> dict[str, Any]:
+    """``temperature``, ``top_k``, ``top_p`` and ``grid`` from the flags that were given."""
+    opts: dict[str, Any] = {}
+    if args.temperature is not None:
+        if not args.temperature > 0:
+            raise ConfigError(f"--temperature must be > 0, got {args.temperature}")
+        opts["temperature"] = args.temperature
+    if args.top_k is not None:
+        if args.top_k < 1:
+            raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+        opts["top_k"] = args.top_k
+    if args.top_p is not None:
+        if not 0 < args.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1], got {args.top_p}")
+        opts["top_p"] = args.top_p
+    if args.grid is not None:
+        opts["grid"] = parse_grid(args.grid)
+    return opts
+
+
+def parse_grid(spec: str) -> tuple[int, int]:
+    parts = spec.lower().replace(",", "x").split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError(f"--grid expects a code grid HxW such as 16x16 (or one number), got {spec!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def prior_tag(args: argparse.Namespace) -> str:
+    """File-name suffix naming the sampling options that were given."""
+    tag = ""
+    for flag, value in (("T", args.temperature), ("k", args.top_k), ("p", args.top_p)):
+        if value is not None:
+            tag += f"_{flag}{value:g}"
+    if args.grid is not None:
+        h, w = parse_grid(args.grid)
+        tag += f"_grid{h}x{w}"
+    return tag
+
+
+@torch.no_grad()
+def prior_class_rows(bundle: Bundle, modules: Mapping[str, nn.Module], classes: Sequence[int], *, n: int, seed: int,
+                     batch: int, opts: Mapping[str, Any]) -> tuple[torch.Tensor, int]:
+    """``n`` draws per class, one row each; returns ``(images [R * n, C, H, W], n)``."""
+    gen = torch.Generator().manual_seed(int(seed))
+    labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n)  # [R * n]
+    chunks = [bundle.sample(modules, c=labels[i : i + batch], generator=gen, **opts).float().cpu()
+              for i in range(0, labels.shape[0], batch)]
+    return torch.cat(chunks), n
