@@ -340,7 +340,7 @@ def _register(name: str, description: str, **presets: Any) -> None:
 
 
 # CPU default for the `vqgan` tokenizer (32x32 grey, 8x8 codes of 256): class-conditional (the yaml: c_dim auto,
-# the data's classes), 4 layers of width 128 (0.86M parameters): a CPU trains it at about 50 images/s.
+# the data's classes), 4 layers of width 128 (0.87M parameters).
 _register("vqgan_prior", "VQ-GAN stage 2: a class-conditional GPT over a tokenizer's codes (CPU size)",
           tokenizer="vqgan", c_dim=10, cond_tokens="separate",
           prior=dict(n_layer=4, n_head=4, n_embd=128, embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0),
