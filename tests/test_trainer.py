@@ -176,3 +176,17 @@ def test_checkpoint_write_is_atomic(train_run, tmp_path, monkeypatch):
         trainer.save_checkpoint()
     assert sorted(p.name for p in ckpt_dir.iterdir()) == before
     assert (ckpt_dir / "latest.json").read_text() == latest
+
+
+def test_resume_drops_metric_records_past_the_snapshot(tmp_path):
+    """A run killed after its last checkpoint logged steps it will repeat: resume keeps each step once."""
+    base = ["model=dcgan_tiny", "trainer=smoke", "trainer.device=cpu", "trainer.grid=0", "trainer.log_every=1"]
+    run = tmp_path / "run"
+    Trainer(compose(base + ["trainer.steps=4"]), run).fit()
+    with open(run / "metrics.jsonl", "a") as fh:  # what the killed process wrote after the snapshot
+        fh.write(json.dumps({"step": 5, "kimg": 0.08}) + "\n" + json.dumps({"step": 6, "kimg": 0.096}) + "\n")
+        fh.write('{"step": 7, "ki')  # torn by the kill
+    Trainer(compose(base + ["trainer.steps=6", f"trainer.resume={run}"]), run).fit()
+    steps = [r["step"] for r in _read_metrics(run)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert "loss/G" in _read_metrics(run)[-1]  # step 6 is the resumed run's record, not the stale one

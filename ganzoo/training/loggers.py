@@ -12,9 +12,23 @@ from typing import Any
 class JSONLLogger:
     """Appends one JSON object per log step to ``metrics.jsonl``."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, resume_step: int | None = None):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None:
+            self.drop_after(resume_step)
+
+    def drop_after(self, step: int) -> None:
+        """Forget records past ``step``: a resumed run repeats the steps after its snapshot, and their
+        first records (from the run that was stopped or killed) would otherwise appear twice."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        keep = [line for line in lines if line.strip() and _step_of(line) <= step]
+        if len(keep) != len(lines):
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            tmp.replace(self.path)
 
     def log(self, record: Mapping[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
@@ -23,6 +37,13 @@ class JSONLLogger:
 
     def close(self) -> None:
         pass
+
+
+def _step_of(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", -1))
+    except (ValueError, AttributeError):
+        return math.inf  # a torn last line (the process was killed mid-write): dropped
 
 
 class WandbLogger:

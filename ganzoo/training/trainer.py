@@ -543,7 +543,8 @@ class Trainer:
     def _make_logger(self) -> MultiLogger:
         loggers: list[Any] = []
         if self.is_main:
-            loggers.append(JSONLLogger(self.run_dir / "metrics.jsonl"))
+            resume_step = self.step if self.resumed_from is not None else None
+            loggers.append(JSONLLogger(self.run_dir / "metrics.jsonl", resume_step=resume_step))
             lcfg = self.cfg.logger
             if lcfg.get("wandb", False):
                 loggers.append(
