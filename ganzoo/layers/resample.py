@@ -10,8 +10,15 @@ as the official reference implementation:
    keeping only outputs whose footprint lies inside the padded image,
 4. downsample by keeping every ``down``-th pixel.
 
-It is built only from differentiable ``torch`` ops, so it supports gradients of any order
-(R1 and path-length regularisation differentiate through it twice).
+:func:`upfirdn2d` runs as one autograd function whose backward is again an ``upfirdn2d`` (the
+adjoint: up and down swapped, the filter flipped, the padding mirrored), so gradients of any order
+are available (R1 and path-length regularisation differentiate through it twice) without autograd
+ever asking for the gradient of the constant filter, which for a depthwise convolution costs one
+small convolution per channel in a double backward. The forward uses the cheapest equivalent
+convolution: padding inside ``conv2d`` when it is symmetric, a strided ``conv2d`` for ``down > 1``
+(only the kept pixels are filtered) and a strided depthwise ``conv_transpose2d`` for ``up > 1``
+(no zero-inserted image). :func:`upfirdn2d_reference` is the plain composition of the four
+steps, kept as the reference the fast path is tested against.
 """
 
 from __future__ import annotations
@@ -57,6 +64,15 @@ def parse_padding(padding: Padding) -> tuple[int, int, int, int]:
     raise ValueError(f"padding must be an int, (x, y) or (x0, x1, y0, y1), got {padding!r}")
 
 
+def _check_args(x: torch.Tensor, f: torch.Tensor, up: int, down: int) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
+    if f.ndim != 2:
+        raise ValueError(f"upfirdn2d expects a 2-D filter (see setup_filter), got {tuple(f.shape)}")
+    if up < 1 or down < 1:
+        raise ValueError(f"up and down must be >= 1, got up={up}, down={down}")
+
+
 def upfirdn2d(
     x: torch.Tensor,
     f: torch.Tensor,
@@ -75,12 +91,88 @@ def upfirdn2d(
         gain: multiplies the filter (``up ** 2`` keeps the magnitude after zero insertion).
         flip_filter: False = convolution (the official default), True = correlation.
     """
-    if x.ndim != 4:
-        raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
-    if f.ndim != 2:
-        raise ValueError(f"upfirdn2d expects a 2-D filter (see setup_filter), got {tuple(f.shape)}")
-    if up < 1 or down < 1:
-        raise ValueError(f"up and down must be >= 1, got up={up}, down={down}")
+    _check_args(x, f, up, down)
+    if f.requires_grad:  # a learned filter needs its own gradient: the plain composition gives it
+        return upfirdn2d_reference(x, f, up=up, down=down, padding=padding, gain=gain, flip_filter=flip_filter)
+    f = f.to(device=x.device, dtype=x.dtype) * gain
+    return _UpFirDn2d.apply(x, f, up, down, parse_padding(padding), flip_filter)
+
+
+def _depthwise_filter(f: torch.Tensor, channels: int, flip: bool) -> torch.Tensor:
+    """``[fh, fw]`` -> ``[C, 1, fh, fw]`` (flipped when ``flip``), the weight of a depthwise conv."""
+    if flip:
+        f = f.flip([0, 1])
+    return f[None, None].expand(channels, 1, *f.shape)
+
+
+def _upfirdn2d_forward(
+    x: torch.Tensor, f: torch.Tensor, up: int, down: int, pads: tuple[int, int, int, int], flip_filter: bool
+) -> torch.Tensor:
+    """The fast forward of :func:`upfirdn2d` for a filter already scaled by the gain (no autograd needed)."""
+    n, c, h, w = x.shape
+    fh, fw = f.shape
+    px0, px1, py0, py1 = pads
+    if up > 1:
+        # Zero insertion + pad + true convolution = conv_transpose2d with the unflipped filter, whose
+        # output is cropped by (f - 1 - p0) on both sides; usable when that crop is the same on both.
+        qx, qy = fw - 1 - px0, fh - 1 - py0
+        out_w, out_h = w * up + px0 + px1 - fw + 1, h * up + py0 + py1 - fh + 1
+        if qx >= 0 and qy >= 0 and (w - 1) * up + fw - 2 * qx == out_w and (h - 1) * up + fh - 2 * qy == out_h:
+            y = F.conv_transpose2d(x, _depthwise_filter(f, c, flip_filter), stride=up, padding=(qy, qx), groups=c)
+            return y if down == 1 else y[:, :, ::down, ::down]
+        x = x.reshape(n, c, h, 1, w, 1)  # [N, C, H, 1, W, 1]
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])  # [N, C, H, up, W, up]
+        x = x.reshape(n, c, h * up, w * up)  # [N, C, H*up, W*up]
+    # F.conv2d computes a correlation; flipping the filter turns it into a convolution. The stride
+    # computes only the pixels that downsampling keeps.
+    weight = _depthwise_filter(f, c, not flip_filter)
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return F.conv2d(x, weight, stride=down, padding=(py0, px0), groups=c)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
+    return F.conv2d(x, weight, stride=down, groups=c)
+
+
+class _UpFirDn2d(torch.autograd.Function):
+    """``upfirdn2d`` with a constant filter; its backward is the adjoint ``upfirdn2d``, itself differentiable.
+
+    The adjoint of "zero-insert by u, pad (p0, p1), convolve with f, keep every d-th pixel" on a
+    line of ``H`` input and ``Hy`` output pixels is "zero-insert by d, pad (fh - 1 - p0,
+    (H - 1) u + 1 + p0 - Hy d), correlate with f, keep every u-th pixel" (transposes in reverse
+    order; the transpose of a valid convolution is a full correlation).
+    """
+
+    @staticmethod
+    def forward(ctx, x, f, up, down, pads, flip_filter):  # type: ignore[override]
+        ctx.f, ctx.up, ctx.down, ctx.pads, ctx.flip_filter = f, up, down, pads, flip_filter
+        ctx.in_hw = x.shape[2:]
+        y = _upfirdn2d_forward(x, f, up, down, pads, flip_filter)
+        ctx.out_hw = y.shape[2:]
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        f, up, down = ctx.f.to(dy.dtype), ctx.up, ctx.down
+        (h, w), (hy, wy) = ctx.in_hw, ctx.out_hw
+        fh, fw = f.shape
+        px0, _, py0, _ = ctx.pads
+        pads = (fw - 1 - px0, (w - 1) * up + 1 + px0 - wy * down, fh - 1 - py0, (h - 1) * up + 1 + py0 - hy * down)
+        dx = _UpFirDn2d.apply(dy, f, down, up, pads, not ctx.flip_filter)
+        return dx, None, None, None, None, None
+
+
+def upfirdn2d_reference(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    *,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = 0,
+    gain: float = 1.0,
+    flip_filter: bool = False,
+) -> torch.Tensor:
+    """:func:`upfirdn2d` as the plain composition of its four steps (differentiable in ``x`` and ``f``)."""
+    _check_args(x, f, up, down)
     n, c, h, w = x.shape
     px0, px1, py0, py1 = parse_padding(padding)
 

@@ -25,7 +25,14 @@ from ..layers import (
     bias_act,
     downsample2d_padding,
 )
-from .stylegan2_generator import FIR, SQRT_HALF, MappingNetwork, channels_per_resolution, check_resolution
+from .stylegan2_generator import (
+    FIR,
+    SQRT_HALF,
+    MappingNetwork,
+    channels_per_resolution,
+    check_resolution,
+    conv_memory_format,
+)
 
 
 class DiscriminatorConv(nn.Module):
@@ -219,6 +226,7 @@ class Discriminator(nn.Module):
                 f"D expects images [N, {self.img_channels}, {self.img_resolution}, {self.img_resolution}], "
                 f"got {tuple(img.shape)}"
             )
+        img = img.contiguous(memory_format=conv_memory_format(img))  # the layout every block keeps
         x = None
         for block in self.blocks.values():
             x = block(x, img)  # [N, C, R/2, R/2]

@@ -47,6 +47,16 @@ FIR = (1, 3, 3, 1)  # the binomial filter of all StyleGAN2 resampling (App. B, "
 SQRT_HALF = math.sqrt(0.5)  # residual branches are scaled by 1/sqrt(2) (Sec. 4.1)
 
 
+def conv_memory_format(t: torch.Tensor) -> torch.memory_format:
+    """The layout the StyleGAN2 networks keep their feature maps in on ``t``'s device.
+
+    On the CPU oneDNN's convolutions run about 15% faster (forward and backward) on channels-last
+    (NHWC) tensors than on NCHW ones, which it reorders on every call; elementwise ops and the
+    FIR filters follow the layout of their input. Values are the same either way (up to rounding).
+    """
+    return torch.channels_last if t.device.type == "cpu" else torch.contiguous_format
+
+
 def check_resolution(resolution: int) -> int:
     """``resolution`` as an int, or a :class:`ConfigError` when it is not a power of two >= 8."""
     if not isinstance(resolution, int) or not is_power_of_two(resolution) or resolution < 8:
@@ -290,6 +300,7 @@ class SynthesisBlock(nn.Module):
         opts = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
         if self.conv0 is None:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
+            x = x.contiguous(memory_format=conv_memory_format(x))  # later layers keep this layout
             x = self.conv1(x, ws[:, 0], **opts)
         else:
             x = self.conv0(x, ws[:, 0], **opts)
@@ -352,7 +363,7 @@ class SynthesisNetwork(nn.Module):
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)  # [N, num_conv + 1, w_dim]
             x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused)
             w_idx += block.num_conv
-        return img
+        return img.contiguous()  # callers get the usual NCHW layout whatever the layers used
 
 
 class Generator(nn.Module):
