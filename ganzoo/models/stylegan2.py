@@ -3,21 +3,9 @@
 The architecture follows the official StyleGAN2-ADA PyTorch code (``training/networks.py``),
 which reproduces the paper's config F:
 
-- **Mapping network** (StyleGAN, Karras et al. 2019, Sec. 2): ``z`` normalised to unit second
-  moment, optionally concatenated with a normalised embedding of the class label, then ``L`` fully
-  connected layers with leaky ReLU and a learning-rate multiplier of 0.01 (StyleGAN App. C). A
-  running average ``w_avg`` of ``w`` (decay 0.995) is kept for the truncation trick (StyleGAN
-  App. B): ``w' = w_avg + psi * (w - w_avg)``, optionally only for the first ``cutoff`` layers.
-- **Synthesis network** (StyleGAN2 Sec. 2.1, Fig. 2d): a learned 4x4 constant, then per resolution
-  a block of two modulated 3x3 convolutions (the first upsamples by 2 with a transposed conv and a
-  [1, 3, 3, 1] FIR filter), each followed by per-pixel noise with one learned scalar strength, a
-  bias and leaky ReLU times sqrt(2). Weight modulation/demodulation replaces AdaIN (Sec. 2.2,
-  eq. 1-3). Output skips (Sec. 4.1, Fig. 7b): every block has a ToRGB (modulated 1x1 conv, no
-  demodulation) and the image is ``upsample(img) + torgb(x)``.
-- **Discriminator** (Sec. 4.1, Fig. 7c): residual blocks ``(skip(x) + conv1(conv0(x))) * sqrt(0.5)``
-  with FIR-filtered downsampling, FromRGB only at the top, and an epilogue with the minibatch
-  standard deviation (ProGAN Sec. 3), a 3x3 conv, a fully connected layer and the output layer
-  (a projection onto a mapped label embedding when class-conditional, Miyato & Koyama 2018).
+- **Mapping and synthesis networks** (StyleGAN2 Sec. 2, Fig. 2d; skips Sec. 4.1, Fig. 7b): see
+  :mod:`ganzoo.models.stylegan2_generator`.
+- **Discriminator** (Sec. 4.1, Fig. 7c, residual): see :mod:`ganzoo.models.stylegan2_discriminator`.
 
 Channels at resolution ``r`` are ``min(channel_base // r, channel_max)``; config F uses
 ``channel_base=32768, channel_max=512`` (StyleGAN2 Sec. 4.2: feature maps doubled at high
