@@ -89,7 +89,7 @@ def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, s
         f"data={cfg.data}",
         f"seed={seed}",
         f"trainer.kimg={float(cfg.kimg) * share:g}",
-        f"trainer.eval.every_kimg={ev.every_kimg}",
+        f"trainer.eval.every_kimg={'null' if ev.get('every_kimg') is None else ev.every_kimg}",
         f"trainer.eval.metrics=[{','.join(ev.metrics)}]",
         f"trainer.eval.num_fake={ev.num_fake}",
         f"trainer.eval.num_real={'null' if ev.num_real is None else ev.num_real}",
@@ -102,6 +102,8 @@ def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, s
         out = [o for o in out if not o.startswith("trainer.eval.")]
     if cfg.get("minutes") is not None:
         out.append(f"trainer.minutes={float(cfg.minutes) * share:g}")
+    if ev.get("every_minutes") is not None and evaluate:  # the same number of curve points for every model
+        out.append(f"trainer.eval.every_minutes={float(ev.every_minutes) * share:g}")
     if ev.get("weights"):
         out.append(f"trainer.eval.weights={ev.weights}")
     out += list(cfg.get("overrides") or [])
@@ -194,11 +196,23 @@ def _mean_std(values: list[float]) -> str:
     return f"{m:.{prec}f} ± {statistics.stdev(values):.{prec}f}"
 
 
+def _ranked(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """Models best first by their mean final ``metric``; models without it last, in run order."""
+    order = list(dict.fromkeys(r["model"] for r in rows))
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+
+    def key(m: str) -> tuple[int, float, int]:
+        vals = [r["final"][metric] for r in rows if r["model"] == m and metric in r["final"]]
+        return (0, sign * statistics.fmean(vals), order.index(m)) if vals else (1, 0.0, order.index(m))
+
+    return sorted(order, key=key)
+
+
 def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command: str) -> Path:
     """``table.md`` and ``table.csv``: one line per model, mean ± std over seeds."""
     metric_keys = [k for k in METRIC_LABELS if any(k in r["final"] for r in rows)]
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    header = ["model", "res", "G params", "D params", "kimg", "train img/s", "train min"] + [
+    models = _ranked(rows, metric_keys[0]) if metric_keys else list(dict.fromkeys(r["model"] for r in rows))
+    header = ["rank", "model", "res", "G params", "D params", "kimg", "train img/s", "train min"] + [
         METRIC_LABELS[k] + (" ↓" if k in LOWER_IS_BETTER else " ↑") for k in metric_keys
     ]
     lines, csv_rows = [], []
@@ -206,7 +220,7 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
         rs = [r for r in rows if r["model"] == m]
         first = rs[0]
         d_cell = f"{first['params_D'] / 1e6:.2f}M" if first["params_D"] else "–"
-        cells = [m, str(first["resolution"]), f"{first['params_G'] / 1e6:.2f}M", d_cell,
+        cells = [str(models.index(m) + 1), m, str(first["resolution"]), f"{first['params_G'] / 1e6:.2f}M", d_cell,
                  f"{statistics.fmean(r['kimg'] for r in rs):.1f}",
                  f"{statistics.fmean(r['img_per_s'] for r in rs):.0f}",
                  f"{statistics.fmean(r['train_time_s'] for r in rs) / 60:.1f}"]
@@ -226,7 +240,7 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
         + f", seeds {list(cfg.seeds)}"
         + (f" (a code prior and its tokenizer, {', '.join(f'{k} on {v}' for k, v in cfg.stage1.items())}, share "
            "their model's budget: half each; G counts prior + tokenizer)" if cfg.get("stage1") else "")
-        + ". Scores of the EMA generator at the end of training: "
+        + ". Rows are ranked by the first score. Scores of the EMA generator at the end of training: "
         f"{', '.join(METRIC_LABELS[k] for k in metric_keys)} from {ev.num_fake} generated images against "
         f"{'all' if ev.num_real is None else ev.num_real} real images of the `{ev.split}` split, Inception pool3 "
         "features (see each run's eval.jsonl for the extractor weights hash and full provenance). Mean ± std over "

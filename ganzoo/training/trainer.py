@@ -30,6 +30,7 @@ from ..runtime import build_bundle, model_kwargs, resolve_geometry, select_devic
 from ..sampling.conditional import class_grid_shape
 from ..sampling.images import save_grid
 from . import distributed as dist
+from .cadence import Cadence
 from .checkpoint import (
     atomic_write,
     clean_temp_files,
@@ -122,11 +123,11 @@ class Trainer:
         self.best: float | None = None
         self.evaluator = None
         ecfg = self.tcfg.get("eval")
-        if ecfg is not None and ecfg.get("every_kimg") is not None:
+        if ecfg is not None and (ecfg.get("every_kimg") is not None or ecfg.get("every_minutes") is not None):
             from ..evaluation import EvalProtocol, Evaluator
 
             proto_cfg = {k: v for k, v in OmegaConf.to_container(ecfg, resolve=True).items()
-                         if k not in ("every_kimg", "best_metric")}
+                         if k not in ("every_kimg", "every_minutes", "best_metric")}
             self.evaluator = Evaluator(EvalProtocol.from_config(proto_cfg), cfg.data, resolution=self.bundle.resolution,
                                        channels=self.bundle.channels, device=self.device)
             self.best_metric = ecfg.get("best_metric")
@@ -413,11 +414,12 @@ class Trainer:
         it = self._loader(bs)
         if self.is_main and self.images_seen == 0 and int(self.tcfg.grid) > 0:
             save_grid(self._reals_for_grid(), self.run_dir / "samples" / "reals.png")
-        next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
-        next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
-        eval_every = float(self.tcfg.eval.every_kimg) * 1000 if self.evaluator is not None else 0.0
-        next_eval = _next_multiple(self.images_seen, eval_every)
         self._t_start, self._eval_s = time.time(), 0.0
+        sampling = Cadence(kimg=self.tcfg.sample_every_kimg, minutes=None, images=self.images_seen, seconds=0.0)
+        ckpts = Cadence(kimg=self.tcfg.checkpoint_every_kimg, minutes=None, images=self.images_seen, seconds=0.0)
+        ev = self.tcfg.eval if self.evaluator is not None else {}
+        evals = Cadence(kimg=ev.get("every_kimg"), minutes=ev.get("every_minutes"), images=self.images_seen,
+                        seconds=0.0, device=self.device)
         logs: dict[str, list] = defaultdict(list)
         t_last, img_last = 0.0, self.images_seen
         bar = tqdm(total=self.total_images, initial=min(self.images_seen, self.total_images), unit="img",
@@ -451,9 +453,9 @@ class Trainer:
 
                     done = self._done()
                     log_due = self.step % int(self.tcfg.log_every) == 0 or done
-                    sample_due = self.images_seen >= next_sample or done
-                    eval_due = self.evaluator is not None and (self.images_seen >= next_eval or done)
-                    ckpt_due = self.images_seen >= next_ckpt or done or stop.requested
+                    sample_due = sampling.due(self.images_seen, self.train_time) or done
+                    eval_due = self.evaluator is not None and (evals.due(self.images_seen, self.train_time) or done)
+                    ckpt_due = ckpts.due(self.images_seen, self.train_time) or done or stop.requested
                     if log_due or sample_due or eval_due or ckpt_due:
                         self._check_health()  # the one host sync of the guard: before anything is written
                     if log_due:
@@ -471,15 +473,15 @@ class Trainer:
                         path = self.save_samples(state)
                         if path is not None:
                             logger.log_image("samples", path, self.step)
-                        next_sample = _next_multiple(self.images_seen, float(self.tcfg.sample_every_kimg) * 1000)
+                        sampling.advance(self.images_seen, self.train_time)
                     if eval_due:
                         t_eval = time.time()
                         self.evaluate(state, logger)
                         self._eval_s += time.time() - t_eval
-                        next_eval = _next_multiple(self.images_seen, eval_every)
+                        evals.advance(self.images_seen, self.train_time)
                     if ckpt_due:
                         last_ckpt = self.save_checkpoint()
-                        next_ckpt = _next_multiple(self.images_seen, float(self.tcfg.checkpoint_every_kimg) * 1000)
+                        ckpts.advance(self.images_seen, self.train_time)
                     if stop.requested:
                         break
         except torch.OutOfMemoryError as err:
@@ -565,12 +567,6 @@ _METRIC_DIRECTION = {
     "rfid": ("rfid", 1),  # autoencoders (ganzoo.evaluation: reconstruction metrics)
     "psnr": ("psnr", -1),
 }
-
-
-def _next_multiple(value: int, every: float) -> float:
-    if every <= 0:
-        return math.inf
-    return (math.floor(value / every) + 1) * every
 
 
 def _dict_diff(a: Any, b: Any, prefix: str = "model") -> str:

@@ -74,6 +74,7 @@ TRAINER_RULES: dict[str, tuple[Check, str, str]] = {
 }
 EVAL_RULES: dict[str, tuple[Check, str, str]] = {
     "every_kimg": (_opt(_num(0, strict=True)), "null or a number > 0", "5"),
+    "every_minutes": (_opt(_num(0, strict=True)), "null or a number of training minutes > 0", "2.5"),
     "num_fake": (_int(2), "an integer >= 2", "2000"),
     "num_real": (_opt(_int(1)), "null or an integer >= 1", "null"),
     "seed": (_int(0), "an integer >= 0", "0"),
@@ -127,7 +128,8 @@ def config_problems(cfg: Mapping[str, Any] | DictConfig) -> list[str]:
         problems.append("trainer.kimg=null needs trainer.steps (the budget is one or the other)")
     ev = trainer.get("eval") or {}
     if isinstance(ev, Mapping):
-        _apply(EVAL_RULES if ev.get("every_kimg") is not None else {"every_kimg": EVAL_RULES["every_kimg"]},
+        on = ev.get("every_kimg") is not None or ev.get("every_minutes") is not None
+        _apply(EVAL_RULES if on else {k: EVAL_RULES[k] for k in ("every_kimg", "every_minutes")},
                ev, "trainer.eval.", problems)
     guard = trainer.get("guard") or {}
     if isinstance(guard, Mapping):
