@@ -153,9 +153,18 @@ def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]
         # The first interval includes start-up (data, first-call overheads): skip it when there are others.
         "img_per_s": statistics.median([r["img_per_s"] for r in (train_rows[1:] or train_rows)] or [0.0]),
         "final": {k[len("eval/"):]: v for k, v in final.items() if k.startswith("eval/")},
-        "curve": [{"kimg": r["kimg"], "time_s": r["time_s"], **{k[5:]: v for k, v in r.items()
+        "curve": [{"kimg": r["kimg"], "time_s": _train_time_at(train_rows, r["kimg"]), **{k[5:]: v for k, v in r.items()
                    if k.startswith("eval/")}} for r in evals],
     }
+
+
+def _train_time_at(train_rows: list[dict[str, Any]], kimg: float) -> float:
+    """Training seconds when ``kimg`` was reached, interpolated between log lines (evaluation time excluded)."""
+    pts = [(0.0, 0.0)] + [(float(r["kimg"]), float(r.get("time_s", 0.0))) for r in train_rows]
+    for (k0, t0), (k1, t1) in zip(pts, pts[1:]):
+        if k0 <= kimg <= k1:
+            return t0 + (t1 - t0) * ((kimg - k0) / (k1 - k0) if k1 > k0 else 1.0)
+    return pts[-1][1]
 
 
 def _train_once(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, share: float = 1.0,
