@@ -22,9 +22,9 @@ import resource
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
+from bench_report import emit  # benchmarks/bench_report.py (the script's folder is on sys.path)
 
 from ganzoo.bundle import Batch, StepContext, count_params
 from ganzoo.training.config import compose_train_config
@@ -158,12 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {r['resolution']} | {r['params_G'] / 1e6:.2f}M | {r['params_D'] / 1e6:.2f}M | "
                      f"{r['train_img_s']:.1f} | {r['sample_img_s']:.1f} | {r['peak_mem_mb']:.0f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a") as fh:
-            fh.write(text + "\n")
+    emit(text, args.out)
     return 0
 
 

@@ -78,6 +78,9 @@ class Phase:
         active: optional ``active(ctx) -> bool`` (e.g. a discriminator that starts late).
         needs_batch: False when the loss ignores real data (a generator phase), so repeats do
             not consume extra real images.
+        double_backward: True when the loss differentiates a gradient (R1, WGAN-GP, path length:
+            ``autograd.grad(create_graph=True)``). Such phases run eager under ``trainer.compile``,
+            whose graphs give a first-order backward only (``ganzoo.training.compile``).
     """
 
     name: str
@@ -87,6 +90,7 @@ class Phase:
     repeats: int = 1
     active: Callable[[StepContext], bool] | None = None
     needs_batch: bool = True
+    double_backward: bool = False
 
     def __post_init__(self) -> None:
         if self.interval < 1 or self.repeats < 1:
@@ -130,10 +134,17 @@ class OptimizerSpec:
         return self.build(self.param_groups(module) if self.param_groups is not None else module.parameters())
 
     def build(self, params) -> torch.optim.Optimizer:
+        """The optimizer of ``params`` (tensors or param-group dicts). On CUDA, when every parameter is a
+        CUDA floating-point tensor, Adam's fused kernel (one launch for all parameters, no host sync);
+        elsewhere torch's default implementation, so CPU numerics are unchanged."""
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.kind)
         if cls is None:
             raise ValueError(f"unknown optimizer kind {self.kind!r}; use 'adam' or 'adamw'")
-        return cls(params, lr=self.lr, betas=tuple(self.betas), eps=self.eps, weight_decay=self.weight_decay)
+        groups = [{**g, "params": list(g["params"])} if isinstance(g, dict) else g for g in params]
+        tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+        fused = bool(tensors) and all(p.is_cuda and p.is_floating_point() for p in tensors)
+        return cls(groups, lr=self.lr, betas=tuple(self.betas), eps=self.eps, weight_decay=self.weight_decay,
+                   **({"fused": True} if fused else {}))
 
 
 class Objective:
@@ -159,6 +170,13 @@ class Objective:
 
     def to(self, device: torch.device) -> Objective:
         return self
+
+    def compile_targets(self, modules: Mapping[str, nn.Module]) -> list[nn.Module]:
+        """The modules whose calls ``trainer.compile`` compiles: those the phase losses call.
+
+        By default every module a phase updates. An objective that calls submodules directly
+        (StyleGAN2: ``G.mapping`` and ``G.synthesis``) names those instead."""
+        return [modules[name] for name in dict.fromkeys(p.module for p in self.phases)]
 
 
 class Schedule:

@@ -148,7 +148,8 @@ def test_conf_files_have_every_key_and_known_names():
         "celeba",
         "lsun",
     }
-    keys = {"name", "root", "split", "fit", "pad_color", "flip", "max_images", "download", "lsun_classes", "verify"}
+    keys = {"name", "root", "split", "fit", "pad_color", "flip", "max_images", "download", "lsun_classes", "verify",
+            "resize_on_device"}
     for f in files:
         cfg = OmegaConf.load(f)
         assert set(cfg.keys()) == keys, f.name

@@ -164,7 +164,7 @@ def test_bench_trains_a_code_prior_after_its_tokenizer(tmp_path, tiny_extractor,
     stage1_rows = _rows(runs / "vqgan_prior_tiny_stage1_vqgan_tiny_s0" / "metrics.jsonl")
     assert stage1_rows[-1]["kimg"] == pytest.approx(0.064)  # half of the model's budget
     table = (out / "table.md").read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| vqgan_prior_tiny |"))
+    row = next(line for line in table.splitlines() if line.startswith("| 1 | vqgan_prior_tiny |"))
     assert "| – |" in row and "share their model's budget" in table
     fid = float(next(csv.DictReader(open(out / "table.csv")))["fid"])
     assert fid > 0

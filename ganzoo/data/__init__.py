@@ -12,6 +12,7 @@
     download: true       # torchvision sets only
     lsun_classes: null   # lsun only: categories, e.g. [church_outdoor]
     verify: true         # folder only: decode every file at start and skip unreadable ones
+    resize_on_device: auto  # auto | true | false: fit whole batches on the training device (auto: on CUDA)
 
 ``build_loader(dataset, batch_size=..., seed=..., start=images_seen, ...)`` gives the batches.
 ``native_geometry(cfg)`` peeks at the data's own square side and channels without building it
@@ -28,6 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ganzoo.data.base import ImageDataset, check_geometry, check_max_images
+from ganzoo.data.device_resize import BatchFit, NativeView, device_batch_fit
 from ganzoo.data.embedded import EMBEDDED_FILES, EmbeddedDataset, embedded_native
 from ganzoo.data.folder import IMAGE_EXTENSIONS, ImageFolderDataset, scan_images
 from ganzoo.data.geometry import TORCHVISION_NATIVE, header_geometry, sample_files, square_side
@@ -37,7 +39,8 @@ from ganzoo.data.transforms import FIT_MODES
 from ganzoo.errors import ConfigError
 
 DATASET_NAMES = (*EMBEDDED_FILES, *TORCHVISION_SETS, "folder")
-DATA_KEYS = ("name", "root", "split", "fit", "pad_color", "flip", "max_images", "download", "lsun_classes", "verify")
+DATA_KEYS = ("name", "root", "split", "fit", "pad_color", "flip", "max_images", "download", "lsun_classes", "verify",
+             "resize_on_device")
 DEFAULTS: dict[str, Any] = {
     "root": None,
     "split": "train",
@@ -48,10 +51,14 @@ DEFAULTS: dict[str, Any] = {
     "download": True,
     "lsun_classes": None,
     "verify": True,
+    "resize_on_device": "auto",
 }
 
 __all__ = [
     "DATASET_NAMES",
+    "BatchFit",
+    "NativeView",
+    "device_batch_fit",
     "FIT_MODES",
     "IMAGE_EXTENSIONS",
     "EmbeddedDataset",

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ganzoo.data.geometry import mode_channels, square_side
-from ganzoo.data.transforms import check_fit, check_pad_color, prepare_image, to_tensor
+from ganzoo.data.transforms import check_fit, check_pad_color, prepare_image, prepare_native, to_tensor
 from ganzoo.errors import ConfigError
 
 Key = int | tuple[int, bool]
@@ -144,6 +144,25 @@ class ImageDataset(Dataset):
     def __getitems__(self, keys: Sequence[Key]) -> list[Sample]:
         """Batched fetch used by the DataLoader (one call per batch instead of one per sample)."""
         return [self[k] for k in keys]
+
+    # --- native-size images, fitted on the training device (ganzoo.data.device_resize) ---------
+    uniform_native = False  # True when every source image has one size (so native images stack)
+
+    def _native_fetch(self, index: int) -> tuple[np.ndarray, int]:
+        """The image before resizing (``transforms.prepare_native``, ``uint8 [h, w, C]``) and its label."""
+        return prepare_native(self._load(index), channels=self.channels, fit=self.fit), self._label(index)
+
+    def native_items(self, keys: Sequence[Key]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(uint8 [C, h, w], label)`` per key, flipped as ``__getitem__`` flips, not resized."""
+        out = []
+        for key in keys:
+            index, flip = self._index(key)
+            arr, label = self._native_fetch(index)
+            if flip:
+                arr = arr[:, ::-1]
+            img = torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 0)))
+            out.append((img, torch.tensor(label, dtype=torch.int64)))
+        return out
 
     def __repr__(self) -> str:
         return (

@@ -88,11 +88,26 @@ class EmbeddedDataset(ImageDataset):
         )
         self._images, self._labels = images, labels
         self._cache: np.ndarray | None = None  # uint8 [N, R, R, C]
+        self._native_cache: np.ndarray | None = None  # uint8 [N, h, w, C], built by native_items
         if len(self) * resolution * resolution * channels <= CACHE_BYTES:
             self._cache = np.stack([self._array(i) for i in range(len(self))])
 
+    uniform_native = True  # one array: every image has the same size
+
     def _source_len(self) -> int:
         return len(self._images)
+
+    def native_items(self, keys: Sequence[Key]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Native images from a cache built on first use (``uint8 [N, h, w, C]``, a few MB)."""
+        if self._native_cache is None:
+            self._native_cache = np.stack([self._native_fetch(i)[0] for i in range(len(self))])
+        index = np.array([self._index(k)[0] for k in keys], dtype=np.int64)
+        flip = np.array([self._index(k)[1] for k in keys], dtype=bool)
+        batch = self._native_cache[index]  # [B, h, w, C], a copy
+        batch[flip] = batch[flip, :, ::-1]
+        imgs = torch.from_numpy(np.ascontiguousarray(np.moveaxis(batch, -1, 1)))  # [B, C, h, w]
+        labels = torch.from_numpy(self._labels[index])
+        return list(zip(imgs.unbind(0), labels.unbind(0)))
 
     def _native(self) -> tuple[int, int, int]:
         return embedded_native(self.name)

@@ -150,6 +150,7 @@ def build_loader(
     num_workers: int = 0,
     flip: bool = False,
     drop_last: bool = True,
+    native: bool = False,
 ) -> StreamLoader:
     """An infinite iterator of collated batches ``(img [B, C, R, R], label [B])`` for this rank.
 
@@ -157,6 +158,8 @@ def build_loader(
     resumed). ``flip`` turns on random horizontal flips (pass ``dataset.flip`` for the configured
     value). ``num_workers > 0`` uses persistent worker processes; memory is pinned when CUDA is
     available. ``drop_last`` has no effect: the stream is continuous, so every batch is full.
+    ``native=True`` yields ``uint8`` images at their native size (``dataset.native_items``) for
+    ``ganzoo.data.device_resize.BatchFit`` to fit on the training device.
     """
     del drop_last  # every batch is full, see the module docstring
     if num_workers < 0:
@@ -167,6 +170,10 @@ def build_loader(
     sampler = StreamBatchSampler(
         n, batch_size=batch_size, seed=seed, start=start, rank=rank, world_size=world_size, flip=flip
     )
+    if native:
+        from ganzoo.data.device_resize import NativeView
+
+        dataset = NativeView(dataset)
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,

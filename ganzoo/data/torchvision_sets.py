@@ -21,7 +21,7 @@ from PIL import Image
 
 from ganzoo.data.base import ImageDataset
 from ganzoo.data.geometry import TORCHVISION_NATIVE
-from ganzoo.data.transforms import prepare_image
+from ganzoo.data.transforms import prepare_image, prepare_native
 from ganzoo.errors import ConfigError, DataError
 
 TORCHVISION_SETS = ("cifar10", "mnist", "fashion_mnist", "celeba", "lsun")
@@ -197,6 +197,18 @@ class TorchvisionDataset(ImageDataset):
         label = int(target) if self.class_names is not None else -1
         return prepare_image(img, resolution=self.resolution, channels=self.channels, fit=self.fit,
                              pad_color=self.pad_color), label
+
+    def _native_fetch(self, index: int) -> tuple[np.ndarray, int]:
+        img, target = self.tv[index]
+        if not isinstance(img, Image.Image):
+            img = Image.fromarray(np.asarray(img))
+        label = int(target) if self.class_names is not None else -1
+        return prepare_native(img, channels=self.channels, fit=self.fit), label
+
+    @property
+    def uniform_native(self) -> bool:  # type: ignore[override]
+        """Every set but LSUN (whose images vary in size) has one image size."""
+        return self.name != "lsun"
 
     def _load(self, index: int) -> Image.Image:
         return self.tv[index][0]

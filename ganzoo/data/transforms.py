@@ -147,6 +147,20 @@ def prepare_image(
     return arr[:, :, None] if arr.ndim == 2 else arr  # [H, W, C]
 
 
+def prepare_native(img: Image.Image, *, channels: int, fit: str) -> np.ndarray:
+    """The exact pixel steps of :func:`prepare_image` without the resize: channels converted and, for
+    ``fit=crop``, the centre square cut out. ``uint8 [h, w, C]``; ``ganzoo.data.device_resize`` fits it
+    on the training device."""
+    img = convert_channels(img, channels)
+    w, h = img.size
+    if fit == "crop" and w != h:
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    arr = np.array(img, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr  # [h, w, C]
+
+
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
     """``uint8 [..., H, W, C]`` -> ``float32 [..., C, H, W]`` in ``[-1, 1]``.
 

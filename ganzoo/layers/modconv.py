@@ -38,6 +38,13 @@ class ModulatedConv2d(nn.Module):
     * ``fused=False``: the style scales the input activations, one convolution with the shared
       weight, the demodulation coefficients scale the output. The official code trains with
       this path; it is also the reference the fused path is tested against.
+
+    Float16 inputs (StyleGAN2-ADA mixed precision, official ``modulated_conv2d``): styles, modulated
+    weights and demodulation coefficients stay float32 and are cast to float16 only for the
+    convolution. When demodulating, the weight is first divided by its largest ``|w|`` per output
+    channel (times ``1 / sqrt(in * k * k)``) and the styles by their largest ``|s|`` per sample: the
+    demodulation undoes both scales, and the un-normalised activations could overflow float16.
+    Other dtypes (float32, bfloat16 under autocast) take the plain path.
     """
 
     resample_filter: torch.Tensor
@@ -71,12 +78,13 @@ class ModulatedConv2d(nn.Module):
         self.weight_gain = lr_mul / math.sqrt(in_channels * kernel_size * kernel_size)
         self.register_buffer("resample_filter", setup_filter(resample_filter), persistent=False)
 
-    def modulated_weight(self, styles: torch.Tensor) -> torch.Tensor:
+    def modulated_weight(self, styles: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample weights ``[N, out, in, k, k]`` for styles ``[N, in]`` (eq. 1; eq. 3 if demodulating).
 
         With demodulation every ``weight[n, o]`` has unit L2 norm over ``(in, k, k)`` (up to ``eps``).
+        ``weight`` replaces the scaled parameter ``[out, in, k, k]`` (the float16 path's pre-normalised one).
         """
-        w = self.weight.to(styles.dtype) * self.weight_gain  # [O, I, k, k]
+        w = self.weight.to(styles.dtype) * self.weight_gain if weight is None else weight  # [O, I, k, k]
         w = w.unsqueeze(0) * styles[:, None, :, None, None]  # [N, O, I, k, k]
         if self.demodulate:
             w = w * self._demod_coefs(w)[:, :, None, None, None]
@@ -108,22 +116,35 @@ class ModulatedConv2d(nn.Module):
         n, c, h, wd = x.shape
         if c != self.in_channels:
             raise ValueError(f"ModulatedConv2d expects {self.in_channels} input channels, got {c}")
-        styles = self.affine(w).to(x.dtype)  # [N, I]
+        half = x.dtype == torch.float16
+        dtype = torch.float32 if half else x.dtype  # of styles, weights and demodulation coefficients
+        styles = self.affine(w).to(dtype)  # [N, I]
+        weight = self.weight.to(dtype) * self.weight_gain  # [O, I, k, k]
+        if half and self.demodulate:
+            weight, styles = self.prenormalize(weight, styles)
 
         if fused:
-            weight = self.modulated_weight(styles)  # [N, O, I, k, k]
+            weight = self.modulated_weight(styles, weight)  # [N, O, I, k, k]
             k = self.kernel_size
-            weight = weight.reshape(n * self.out_channels, c, k, k)  # [N*O, I, k, k]
+            weight = weight.reshape(n * self.out_channels, c, k, k).to(x.dtype)  # [N*O, I, k, k]
             y = self._conv(x.reshape(1, n * c, h, wd), weight, groups=n)  # [1, N*O, H', W']
             return y.reshape(n, self.out_channels, *y.shape[2:])  # [N, O, H', W']
 
-        weight = self.weight.to(x.dtype) * self.weight_gain  # [O, I, k, k]
-        y = self._conv(x * styles[:, :, None, None], weight, groups=1)  # [N, O, H', W']
+        y = self._conv(x * styles.to(x.dtype)[:, :, None, None], weight.to(x.dtype), groups=1)  # [N, O, H', W']
         if self.demodulate:
             # sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 sum_k w_oik^2: eq. 3 without the [N, O, I, k, k] tensor.
             sq = styles.square() @ weight.square().sum(dim=(2, 3)).t()  # [N, O]
-            y = y * torch.rsqrt(sq + self.eps)[:, :, None, None]
+            y = y * torch.rsqrt(sq + self.eps).to(y.dtype)[:, :, None, None]
         return y
+
+    def prenormalize(self, weight: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The official float16 pre-normalisation: ``weight / max_Ikk |weight| / sqrt(I k k)`` per output
+        channel and ``styles / max_I |styles|`` per sample. Demodulation makes the layer invariant to both
+        scales (up to ``eps``), so only the float16 intermediate values change: they stay below 1."""
+        fan_in = self.in_channels * self.kernel_size**2
+        weight = weight * (1 / math.sqrt(fan_in) / weight.abs().amax(dim=(1, 2, 3), keepdim=True))
+        styles = styles / styles.abs().amax(dim=1, keepdim=True)
+        return weight, styles
 
     def extra_repr(self) -> str:
         return (

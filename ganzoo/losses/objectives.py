@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from ..bundle import Batch, Objective, OptimizerSpec, Phase, StepContext
 from ..training import distributed as dist
@@ -94,9 +95,11 @@ class AdversarialObjective(Objective):
         lazy_r1 = self.r1_gamma > 0 and self.r1_interval > 1
         phases = [Phase("Gmain", "G", self.g_main, needs_batch=False)]
         phases += extra_phases or []
-        phases.append(Phase("Dmain", "D", self.d_main, repeats=d_repeats))
+        # R1 inside Dmain (r1_interval 1) and WGAN-GP differentiate D's input gradient: double backward.
+        d_main_2nd = self.gp_lambda > 0 or (self.r1_gamma > 0 and not lazy_r1)
+        phases.append(Phase("Dmain", "D", self.d_main, repeats=d_repeats, double_backward=d_main_2nd))
         if lazy_r1:
-            phases.append(Phase("Dreg", "D", self.d_reg, interval=self.r1_interval))
+            phases.append(Phase("Dreg", "D", self.d_reg, interval=self.r1_interval, double_backward=True))
         optimizers = {
             "G": optim_G.lazy(g_optim_interval),
             "D": optim_D.lazy(self.r1_interval if lazy_r1 else 1),
@@ -246,7 +249,8 @@ class StyleObjective(AdversarialObjective):
         extra = []
         lazy_pl = self.pl_weight > 0
         if lazy_pl:
-            extra.append(Phase("Greg", "G", self.g_reg, interval=self.pl_interval, needs_batch=False))
+            extra.append(Phase("Greg", "G", self.g_reg, interval=self.pl_interval, needs_batch=False,
+                               double_backward=True))
         if g_reg_interval is None:
             g_reg_interval = self.pl_interval if lazy_pl else 1
         super().__init__(extra_phases=extra, g_optim_interval=int(g_reg_interval), **kwargs)
@@ -263,6 +267,11 @@ class StyleObjective(AdversarialObjective):
         self.pl_mean = self.pl_mean.to(device)
         super().to(device)
         return self
+
+    def compile_targets(self, modules: Mapping[str, nn.Module]) -> list[nn.Module]:
+        """``G.mapping`` and ``G.synthesis`` (the phases call them, never ``G`` itself) and ``D``."""
+        G = modules["G"]
+        return [G.mapping, G.synthesis, modules["D"]]
 
     def mapping(self, ctx: StepContext, z: torch.Tensor, c: torch.Tensor | None, *, update_w_avg: bool) -> torch.Tensor:
         G = ctx.modules["G"]

@@ -16,6 +16,11 @@ Training uses :class:`~ganzoo.losses.objectives.StyleObjective`: non-saturating 
 lazy R1 every 16 steps (Sec. 3.1), lazy path-length regularisation every 4 steps (Sec. 3.2),
 style mixing with probability 0.9 (StyleGAN Sec. 3.1), Adam(0.002, betas (0, 0.99)) corrected
 for the laziness (App. B), and a generator EMA.
+
+Mixed precision as in StyleGAN2-ADA: ``num_fp16_res`` (shared by G and D, 4 in the ADA configs, with
+``conv_clamp=256``) names how many of the highest resolutions may run in float16; they do only when
+the trainer runs at ``trainer.precision=fp16`` and calls ``set_fp16(True)`` on G and D (the
+generator and discriminator modules describe what changes). At fp32 and bf16 it changes nothing.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         resolution=32,
         channel_base=1024,
         channel_max=64,
+        num_fp16_res=4,
         optim={"G": {"lr": 0.0025}, "D": {"lr": 0.0025}},
         G={"z_dim": 128, "w_dim": 128, "mapping_layers": 2},
         D={"mbstd_group_size": 4},
@@ -119,6 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         channel_base=32768,
         channel_max=512,
         conv_clamp=256,
+        num_fp16_res=4,  # ADA's cfg 'stylegan2'; the TensorFlow config F had no float16
         optim={"G": {"lr": 0.002}, "D": {"lr": 0.002}},
         G={"z_dim": 512, "w_dim": 512, "mapping_layers": 8},
         D={"mbstd_group_size": 4},
@@ -131,6 +138,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         channel_base=16384,
         channel_max=512,
         conv_clamp=256,
+        num_fp16_res=4,
         optim={"G": {"lr": 0.0025}, "D": {"lr": 0.0025}},
         G={"z_dim": 512, "w_dim": 512, "mapping_layers": 8},
         D={"mbstd_group_size": 8},
@@ -144,6 +152,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         channel_base=32768,
         channel_max=512,
         conv_clamp=256,
+        num_fp16_res=4,
         optim={"G": {"lr": 0.0025}, "D": {"lr": 0.0025}},
         G={"z_dim": 512, "w_dim": 512, "mapping_layers": 2},
         D={"mbstd_group_size": 32, "architecture": "orig"},
@@ -155,6 +164,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         resolution=16,
         channel_base=256,
         channel_max=32,
+        num_fp16_res=4,  # blocks 8 and 16 at trainer.precision=fp16
         optim={"G": {"lr": 0.0025}, "D": {"lr": 0.0025}},
         G={"z_dim": 32, "w_dim": 32, "mapping_layers": 2},
         D={"mbstd_group_size": 4},
@@ -172,6 +182,7 @@ def stylegan2(
     channel_base: int = 1024,
     channel_max: int = 64,
     conv_clamp: float | None = None,
+    num_fp16_res: int = 0,
     G: dict[str, Any] | None = None,
     D: dict[str, Any] | None = None,
     loss: dict[str, Any] | None = None,
@@ -180,8 +191,9 @@ def stylegan2(
 ) -> Bundle:
     """StyleGAN2 (Karras et al. 2020): skip G, residual D, lazy R1 + path length, style mixing.
 
-    ``channel_base``, ``channel_max`` and ``conv_clamp`` are shared by G and D (as in the official
-    train.py). ``optim.G`` / ``optim.D`` override fields of Adam(0.002, betas (0, 0.99), eps 1e-8).
+    ``channel_base``, ``channel_max``, ``conv_clamp`` and ``num_fp16_res`` are shared by G and D (as in
+    the official train.py); ``num_fp16_res`` matters only at ``trainer.precision=fp16``.
+    ``optim.G`` / ``optim.D`` override fields of Adam(0.002, betas (0, 0.99), eps 1e-8).
     """
     check_resolution(resolution)
     if not isinstance(c_dim, int) or c_dim < 0:
@@ -193,6 +205,7 @@ def stylegan2(
         channel_base=channel_base,
         channel_max=channel_max,
         conv_clamp=conv_clamp,
+        num_fp16_res=num_fp16_res,
     )
     gen = construct(Generator, G, where="model.G (stylegan2)", **shared)
     disc = construct(Discriminator, D, where="model.D (stylegan2)", **shared)

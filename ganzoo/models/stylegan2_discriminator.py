@@ -5,6 +5,10 @@ only at the top, and an epilogue with the minibatch standard deviation (ProGAN S
 a fully connected layer and the output layer (a projection onto a mapped label embedding when
 class-conditional, Miyato & Koyama 2018). Follows the official StyleGAN2-ADA PyTorch code
 (``training/networks.py``); the whole model is in :mod:`ganzoo.models.stylegan2`.
+
+Mixed precision (StyleGAN2-ADA): after ``set_fp16(True)`` the blocks at the ``num_fp16_res`` highest
+resolutions run in float16 and channels-last (features and the image cast on entry, weights at use,
+every conv clamped to ``conv_clamp``); the epilogue and the label mapping stay float32.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ from .stylegan2_generator import (
     FIR,
     SQRT_HALF,
     MappingNetwork,
+    block_dtype,
     channels_per_resolution,
     check_resolution,
     conv_memory_format,
+    fp16_resolution,
+    warn_unclamped,
 )
 
 
@@ -87,6 +94,8 @@ class DiscriminatorBlock(nn.Module):
     ``resnet``: ``(skip(x) + conv1(conv0(x))) * sqrt(0.5)`` where ``skip`` is a FIR-downsampled 1x1
     conv without bias or activation. ``orig``: ``conv1(conv0(x))`` only. The first block
     (``in_channels == 0``) reads the image through a 1x1 FromRGB.
+
+    ``use_fp16``: one of the ``num_fp16_res`` highest resolutions; float16 while ``fp16_enabled``.
     """
 
     def __init__(
@@ -99,11 +108,13 @@ class DiscriminatorBlock(nn.Module):
         architecture: str = "resnet",
         conv_clamp: float | None = None,
         resample_filter: Sequence[float] = FIR,
+        use_fp16: bool = False,
     ):
         super().__init__()
         if architecture not in ("resnet", "orig"):
             raise ConfigError(f"discriminator architecture {architecture!r} is not supported; use 'resnet' or 'orig'")
         self.architecture = architecture
+        self.use_fp16, self.fp16_enabled = use_fp16, False
         conv = dict(conv_clamp=conv_clamp, resample_filter=resample_filter)
         self.fromrgb = DiscriminatorConv(img_channels, tmp_channels, 1, **conv) if in_channels == 0 else None
         self.conv0 = DiscriminatorConv(tmp_channels, tmp_channels, 3, **conv)
@@ -117,7 +128,15 @@ class DiscriminatorBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
+        dtype = block_dtype(self.use_fp16, self.fp16_enabled)
+        half = dtype == torch.float16
+        # Into a float16 block (channels-last, the official NHWC option), or out of one into float32;
+        # other dtypes (bfloat16 under autocast) pass untouched.
+        if x is not None and x.dtype != dtype and (half or x.dtype == torch.float16):
+            x = x.to(dtype=dtype, memory_format=torch.channels_last if half else conv_memory_format(x))
         if self.fromrgb is not None:
+            if half:
+                img = img.to(dtype=dtype, memory_format=torch.channels_last)
             x = self.fromrgb(img)  # [N, tmp, R, R]
         if self.skip is None:
             return self.conv1(self.conv0(x))
@@ -184,11 +203,14 @@ class Discriminator(nn.Module):
         mbstd_num_channels: int = 1,
         mapping_layers: int = 8,
         resample_filter: Sequence[float] = FIR,
+        num_fp16_res: int = 0,
     ):
         super().__init__()
         check_resolution(img_resolution)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.architecture = architecture
+        self.conv_clamp, self.num_fp16_res = conv_clamp, num_fp16_res
+        self.fp16_resolution = fp16_resolution(img_resolution, num_fp16_res)
         channels = channels_per_resolution(img_resolution, channel_base, channel_max)
         self.block_resolutions = [r for r in sorted(channels, reverse=True) if r > 4]
         self.blocks = nn.ModuleDict()
@@ -201,6 +223,7 @@ class Discriminator(nn.Module):
                 architecture=architecture,
                 conv_clamp=conv_clamp,
                 resample_filter=tuple(resample_filter),
+                use_fp16=res >= self.fp16_resolution,
             )
         cmap_dim = (channels[4] if cmap_dim is None else cmap_dim) if c_dim > 0 else 0
         # The label mapping of the official D: the generator's mapping network without z or w_avg.
@@ -230,5 +253,16 @@ class Discriminator(nn.Module):
         x = None
         for block in self.blocks.values():
             x = block(x, img)  # [N, C, R/2, R/2]
+        if x.dtype == torch.float16:  # the epilogue computes in float32 (official DiscriminatorEpilogue)
+            x = x.to(dtype=torch.float32, memory_format=conv_memory_format(x))
         cmap = self.mapping(None, c) if self.mapping is not None else None  # [N, cmap_dim]
         return self.epilogue(x, cmap).flatten()  # [N]
+
+    def set_fp16(self, enabled: bool) -> int:
+        """Mixed-precision hook of the trainer (``trainer.precision=fp16``): float16 in the blocks chosen by
+        ``num_fp16_res``. Returns how many blocks now run in float16."""
+        for block in self.blocks.values():
+            block.fp16_enabled = bool(enabled) and block.use_fp16
+        count = sum(block.fp16_enabled for block in self.blocks.values())
+        warn_unclamped(count, self.conv_clamp, "D")
+        return count

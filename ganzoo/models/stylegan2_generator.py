@@ -15,14 +15,22 @@ Follows the official StyleGAN2-ADA PyTorch code (``training/networks.py``); see
   eq. 1-3). Output skips (Sec. 4.1, Fig. 7b): every block has a ToRGB (modulated 1x1 conv, no
   demodulation) and the image is ``upsample(img) + torgb(x)``.
 
+Mixed precision (StyleGAN2-ADA, ``num_fp16_res``): after ``set_fp16(True)`` (the trainer calls it
+at ``trainer.precision=fp16``) the blocks at the ``num_fp16_res`` highest resolutions
+(:func:`fp16_resolution`) run in float16 and channels-last: their input features are cast on entry,
+weights are cast at use (parameters stay float32), the modulated convolutions pre-normalise
+(:class:`~ganzoo.layers.ModulatedConv2d`), every layer clamps to ``conv_clamp``, and each ToRGB
+output is cast back to float32 before it joins the float32 image. The mapping network stays float32.
+
 The helpers shared with the discriminator (``FIR``, ``check_resolution``, ``channels_per_resolution``,
-``labels_to_onehot``) live here because the discriminator already depends on this file (its label
+``fp16_resolution``, ``labels_to_onehot``) live here because the discriminator already depends on this file (its label
 mapping is a :class:`MappingNetwork`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -55,6 +63,26 @@ def conv_memory_format(t: torch.Tensor) -> torch.memory_format:
     FIR filters follow the layout of their input. Values are the same either way (up to rounding).
     """
     return torch.channels_last if t.device.type == "cpu" else torch.contiguous_format
+
+
+def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
+    """The lowest resolution whose blocks run in float16: ``max(2 ** (log2(R) + 1 - num_fp16_res), 8)``
+    (official ``SynthesisNetwork``/``Discriminator``); ``num_fp16_res=0`` gives ``2 R``, i.e. none."""
+    if not isinstance(num_fp16_res, int) or isinstance(num_fp16_res, bool) or num_fp16_res < 0:
+        raise ConfigError(f"model.num_fp16_res must be an integer >= 0 (0 = never float16), got {num_fp16_res!r}")
+    return max(2 ** (int(math.log2(img_resolution)) + 1 - num_fp16_res), 8)
+
+
+def warn_unclamped(num_fp16_blocks: int, conv_clamp: float | None, what: str) -> None:
+    """Float16 without ``conv_clamp`` can overflow (the official configs use 256 with it): say so."""
+    if num_fp16_blocks and conv_clamp is None:
+        warnings.warn(f"StyleGAN2 {what} runs {num_fp16_blocks} block(s) in float16 without conv_clamp: activations "
+                      "may overflow; set model.conv_clamp=256 as StyleGAN2-ADA does", stacklevel=3)
+
+
+def block_dtype(use_fp16: bool, fp16_enabled: bool) -> torch.dtype:
+    """float16 for a block chosen by ``num_fp16_res`` once ``set_fp16(True)`` was called, else float32."""
+    return torch.float16 if use_fp16 and fp16_enabled else torch.float32
 
 
 def check_resolution(resolution: int) -> int:
@@ -252,6 +280,9 @@ class SynthesisBlock(nn.Module):
 
     ``num_conv + num_torgb`` ws are consumed; the ToRGB shares its ``w`` with the next block's
     ``conv0`` (as in the official code, so ``num_ws = 2 log2(R) - 2``).
+
+    ``use_fp16``: the block is one of the ``num_fp16_res`` highest resolutions; it computes in
+    float16 only while ``fp16_enabled`` (set by :meth:`SynthesisNetwork.set_fp16`).
     """
 
     def __init__(
@@ -265,9 +296,11 @@ class SynthesisBlock(nn.Module):
         use_noise: bool = True,
         conv_clamp: float | None = None,
         resample_filter: Sequence[float] = FIR,
+        use_fp16: bool = False,
     ):
         super().__init__()
         self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
+        self.use_fp16, self.fp16_enabled = use_fp16, False
         layer = dict(
             w_dim=w_dim,
             resolution=resolution,
@@ -294,27 +327,42 @@ class SynthesisBlock(nn.Module):
         ws: torch.Tensor,
         *,
         noise_mode: str = "random",
-        fused_modconv: bool = False,
+        fused_modconv: bool | None = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``ws`` ``[N, num_conv + 1, w_dim]``; returns features ``[N, C, R, R]`` and image ``[N, 3, R, R]``."""
+        """``ws`` ``[N, num_conv + 1, w_dim]``; returns features ``[N, C, R, R]`` (float16 in a float16
+        block) and the float32 image ``[N, 3, R, R]``. ``fused_modconv=None``: the official choice,
+        grouped conv in eval mode only, and in a float16 block only for a single sample."""
+        dtype = block_dtype(self.use_fp16, self.fp16_enabled)
+        half = dtype == torch.float16
+        if fused_modconv is None:
+            fused_modconv = (not self.training) and (not half or ws.shape[0] == 1)
         opts = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
         if self.conv0 is None:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
-            x = x.contiguous(memory_format=conv_memory_format(x))  # later layers keep this layout
+            x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [N, C, 4, 4]
+            x = x.contiguous(memory_format=torch.channels_last if half else conv_memory_format(x))  # kept later
             x = self.conv1(x, ws[:, 0], **opts)
         else:
+            if half:  # features enter a float16 block in float16, channels-last (official SynthesisBlock)
+                x = x.to(dtype=dtype, memory_format=torch.channels_last)
             x = self.conv0(x, ws[:, 0], **opts)
             x = self.conv1(x, ws[:, 1], **opts)
         y = self.torgb(x, ws[:, self.num_conv], fused_modconv=fused_modconv)  # [N, img_channels, R, R]
+        if half:
+            y = y.to(dtype=torch.float32, memory_format=conv_memory_format(y))
         img = y if img is None else self.upsample(img) + y
         return x, img
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, resolution={self.resolution}"
+        fp16 = f", use_fp16=True, fp16_enabled={self.fp16_enabled}" if self.use_fp16 else ""
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, resolution={self.resolution}{fp16}"
 
 
 class SynthesisNetwork(nn.Module):
-    """``ws`` ``[N, num_ws, w_dim]`` -> image ``[N, img_channels, R, R]`` (skip architecture)."""
+    """``ws`` ``[N, num_ws, w_dim]`` -> image ``[N, img_channels, R, R]`` (skip architecture).
+
+    ``num_fp16_res``: the blocks at that many highest resolutions (at least 8x8) may run in float16,
+    once :meth:`set_fp16` turns mixed precision on (StyleGAN2-ADA; 0 = never).
+    """
 
     def __init__(
         self,
@@ -327,10 +375,13 @@ class SynthesisNetwork(nn.Module):
         use_noise: bool = True,
         conv_clamp: float | None = None,
         resample_filter: Sequence[float] = FIR,
+        num_fp16_res: int = 0,
     ):
         super().__init__()
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.channels = channels_per_resolution(img_resolution, channel_base, channel_max)
+        self.conv_clamp, self.num_fp16_res = conv_clamp, num_fp16_res
+        self.fp16_resolution = fp16_resolution(img_resolution, num_fp16_res)
         self.block_resolutions = list(self.channels)
         self.blocks = nn.ModuleDict()
         self.num_ws = 0
@@ -344,6 +395,7 @@ class SynthesisNetwork(nn.Module):
                 use_noise=use_noise,
                 conv_clamp=conv_clamp,
                 resample_filter=resample_filter,
+                use_fp16=res >= self.fp16_resolution,
             )
             self.num_ws += self.blocks[f"b{res}"].num_conv
         self.num_ws += 1  # the last ToRGB's w; the others share the next block's first w
@@ -356,7 +408,7 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"unknown noise_mode {noise_mode!r}; use one of {NOISE_MODES}")
-        fused = (not self.training) if fused_modconv is None else bool(fused_modconv)
+        fused = None if fused_modconv is None else bool(fused_modconv)  # None: each block decides
         x = img = None
         w_idx = 0
         for block in self.blocks.values():
@@ -365,12 +417,21 @@ class SynthesisNetwork(nn.Module):
             w_idx += block.num_conv
         return img.contiguous()  # callers get the usual NCHW layout whatever the layers used
 
+    def set_fp16(self, enabled: bool) -> int:
+        """Run the ``num_fp16_res`` highest-resolution blocks in float16 (or not); returns how many now do."""
+        for block in self.blocks.values():
+            block.fp16_enabled = bool(enabled) and block.use_fp16
+        count = sum(block.fp16_enabled for block in self.blocks.values())
+        warn_unclamped(count, self.conv_clamp, "G")
+        return count
+
 
 class Generator(nn.Module):
     """StyleGAN2 generator: :class:`MappingNetwork` then :class:`SynthesisNetwork` (config F by default).
 
     Interface used by the objective and the sampling tools: ``z_dim, w_dim, c_dim, num_ws,
-    img_resolution, img_channels``, ``w_avg``, ``mapping(z, c, ...)``, ``synthesis(ws, ...)``.
+    img_resolution, img_channels``, ``w_avg``, ``mapping(z, c, ...)``, ``synthesis(ws, ...)``;
+    ``set_fp16(enabled)`` for the trainer's mixed precision (see the module docstring).
     """
 
     def __init__(
@@ -390,6 +451,7 @@ class Generator(nn.Module):
         conv_clamp: float | None = None,
         fused_modconv: bool | None = None,
         resample_filter: Sequence[float] = FIR,
+        num_fp16_res: int = 0,
     ):
         super().__init__()
         check_resolution(img_resolution)
@@ -405,6 +467,7 @@ class Generator(nn.Module):
             use_noise=use_noise,
             conv_clamp=conv_clamp,
             resample_filter=tuple(resample_filter),
+            num_fp16_res=num_fp16_res,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
@@ -421,6 +484,11 @@ class Generator(nn.Module):
     def w_avg(self) -> torch.Tensor:
         """The tracked average ``w`` ``[w_dim]`` (the mapping network's buffer ``mapping.w_avg``)."""
         return self.mapping.w_avg
+
+    def set_fp16(self, enabled: bool) -> int:
+        """Mixed-precision hook of the trainer (``trainer.precision=fp16``): float16 in the synthesis
+        blocks chosen by ``num_fp16_res``; the mapping stays float32. Returns the number of float16 blocks."""
+        return self.synthesis.set_fp16(enabled)
 
     def forward(
         self,

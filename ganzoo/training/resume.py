@@ -122,7 +122,7 @@ def exactness_differences(saved: Mapping[str, Any] | DictConfig, now: Mapping[st
         fb = _flatten(OmegaConf.select(OmegaConf.create(b), key, default=None), key)
         for k in sorted(set(fa) | set(fb)):
             # A key missing from the saved config is a setting added since: its default changes nothing.
-            if k in fa and fa[k] != fb.get(k) and k not in ("data.download", "data.verify"):
+            if k in fa and fa[k] != fb.get(k) and k not in ("data.download", "data.verify", "data.resize_on_device"):
                 diffs.append(f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}")
     return diffs
 

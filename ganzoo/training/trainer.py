@@ -13,7 +13,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,9 @@ from torch import nn
 from .. import __version__
 from ..augment import attach_augment
 from ..bundle import Batch, Phase, StepContext
-from ..data import build_dataset, build_loader
+from ..data import build_dataset, build_loader, device_batch_fit
 from ..errors import CheckpointError, ConfigError, DivergedError, GanzooError
 from ..runtime import build_bundle, model_kwargs, resolve_geometry, select_device  # noqa: F401  (re-exported)
-from ..sampling.conditional import class_grid_shape
 from ..sampling.images import save_grid
 from . import distributed as dist
 from .cadence import Cadence
@@ -45,9 +43,12 @@ from .checkpoint import (
     save_snapshot,
     set_rng_state,
 )
+from .compile import compile_phases
 from .ema import make_ema, update_ema
+from .grids import draw_grid, fixed_latents, grid_reals
 from .guard import DivergenceGuard, GuardConfig
 from .loggers import JSONLLogger, MultiLogger, WandbLogger
+from .precision import Precision
 from .resume import exactness_differences, state_problem
 from .signals import StopRequest
 from .validate import check_classes, report_empty_class_folders, validate_config
@@ -107,6 +108,14 @@ class Trainer:
         ema_spec = self.bundle.ema if self.tcfg.ema else None
         self.ema_spec = ema_spec
         self.ema: dict[str, nn.Module] = {ema_spec.module: make_ema(self.modules[ema_spec.module])} if ema_spec else {}
+        # After the EMA copy (it stays float32): fp16 switches self-managed modules (set_fp16) to float16.
+        self.precision = Precision(str(self.tcfg.precision), self.device, self.modules)
+        self.autocast = self.precision.autocast
+        if self.is_main:
+            self.precision.warn_if_unused(str(cfg.model.name))
+        if self.tcfg.get("compile", False):  # first-order phases compiled; double-backward ones, EMA, sampling eager
+            self.phases, self.compiler = compile_phases(self.phases, self.objective, self.modules,
+                                                        backend=str(self.tcfg.get("compile_backend", "inductor")))
         self.step = 0
         self.images_seen = 0
         self.batch_size = int(self.tcfg.batch_size)
@@ -136,14 +145,6 @@ class Trainer:
                                   f"{sorted(_METRIC_DIRECTION)} or null")
         if self.tcfg.resume:
             self._resume(str(self.tcfg.resume))
-
-        self.autocast = (
-            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-            if str(self.tcfg.precision) == "bf16"
-            else nullcontext()
-        )
-        if str(self.tcfg.precision) not in ("fp32", "bf16"):
-            raise ConfigError(f"trainer.precision={self.tcfg.precision!r}; use fp32 or bf16")
 
     # -- set-up helpers ------------------------------------------------------------------------
     def _peek_num_classes(self) -> int:
@@ -187,11 +188,12 @@ class Trainer:
                 f"checkpoint {str(snap.path)!r} was written by model {snap.model_name!r}, but this run is "
                 f"model={self.cfg.model.name}. Resume with model={snap.model_name}."
             )
-        saved_model_cfg = snap.metadata.get("model_config")
+        saved_model_cfg, diff = snap.metadata.get("model_config"), ""
         if saved_model_cfg is not None and saved_model_cfg != self._model_config_yaml():
             saved = OmegaConf.to_container(OmegaConf.create(saved_model_cfg))
             now = OmegaConf.to_container(OmegaConf.create(self._model_config_yaml()))
-            diff = _dict_diff(saved, now)
+            diff = _dict_diff(saved, now)  # keys added to ganzoo since the run started do not count
+        if diff:
             if not force:
                 raise CheckpointError(
                     f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
@@ -240,6 +242,7 @@ class Trainer:
                 for group, hyper in zip(opt.param_groups, fresh):
                     group.update(hyper)
             self.objective.load_state_dict(state.get("objective", {}))
+            self.precision.load_state_dict(state.get("scalers"))  # fp16 gradient scales (absent in older files)
         except (ValueError, KeyError, TypeError, RuntimeError) as err:
             raise CheckpointError(
                 f"the optimizer or objective state in {str(snap.path)!r} does not fit this model ({err}); use the "
@@ -262,6 +265,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "objective": self.objective.state_dict(),
+            **({"scalers": self.precision.state_dict()} if self.precision.scaling else {}),
             "rng": rng_state(),
             "best": self.best,
             "ganzoo_version": __version__,
@@ -285,63 +289,28 @@ class Trainer:
         )
 
     def _fixed_latents(self) -> dict[str, torch.Tensor | None]:
-        g = torch.Generator().manual_seed(int(self.tcfg.grid_seed))
-        n = int(self.tcfg.grid)
-        z_dim = int(self.bundle.info.get("z_dim", 0))
-        z = torch.randn(n, z_dim, generator=g) if z_dim else None
-        c, nrow = None, None
-        if self.c_dim > 0:  # row k = class k (the first classes if not all fit), one z per column
-            rows, nrow = class_grid_shape(n, self.c_dim)
-            c = torch.arange(rows).repeat_interleave(nrow)  # [rows * nrow]
-            z = z[:nrow].repeat(rows, 1) if z is not None else None  # [rows * nrow, z_dim]
-        # Autoencoders reconstruct fixed real images instead of drawing from latents.
-        reals = self._reals_for_grid() if self.bundle.info.get("kind") == "autoencoder" else None
-        return {"z": z, "c": c, "reals": reals, "nrow": nrow}
+        return fixed_latents(self.bundle, self.dataset, int(self.tcfg.grid), int(self.tcfg.grid_seed), self.c_dim)
 
-    @torch.no_grad()
     def save_samples(self, state: Mapping[str, Any]) -> Path | None:
         if not self.is_main or int(self.tcfg.grid) <= 0:
             return None
-        modules = {**self.modules, **self.ema}
-        latents = self._fixed_latents()
         opts = self.bundle.sample_opts(state) if self.bundle.sample_opts else {}
-        was_training = {k: m.training for k, m in modules.items()}
-        for m in modules.values():
-            m.eval()
-        # Sampling must not disturb the training RNG stream (resume exactness).
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            chunks = []
-            gen = torch.Generator().manual_seed(int(self.tcfg.grid_seed))  # samplers without latents (code priors)
-            reals = latents.get("reals")
-            total = reals.shape[0] if reals is not None else int(self.tcfg.grid)
-            total = latents["c"].shape[0] if latents["c"] is not None and reals is None else total
-            for i in range(0, total, int(self.tcfg.batch_size)):
-                z = latents["z"][i : i + int(self.tcfg.batch_size)] if latents["z"] is not None else None
-                c = latents["c"][i : i + int(self.tcfg.batch_size)] if latents["c"] is not None else None
-                n = z.shape[0] if z is not None else min(int(self.tcfg.batch_size), total - i)
-                extra = {"reals": reals[i : i + n]} if reals is not None else {}
-                chunks.append(self.bundle.sample(modules, n, z=z, c=c, generator=gen, **extra, **opts).float().cpu())
-            imgs = torch.cat(chunks)
-            nrow = latents["nrow"]
-            if reals is not None:  # each real image beside its reconstruction
-                imgs = torch.stack([reals.float(), imgs], dim=1).flatten(0, 1)  # [2n, C, H, W]
-                nrow = 2 * max(1, math.ceil(math.sqrt(reals.shape[0] / 2)))
-        for k, m in modules.items():
-            m.train(was_training[k])
         path = self.run_dir / "samples" / f"fakes_{self.images_seen // 1000:06d}kimg.png"
-        save_grid(imgs, path, nrow=nrow)
-        return path
+        return draw_grid(self.bundle, {**self.modules, **self.ema}, self._fixed_latents(), n=int(self.tcfg.grid),
+                         batch_size=int(self.tcfg.batch_size), seed=int(self.tcfg.grid_seed), device=self.device,
+                         opts=opts, path=path)
 
     def evaluate(self, state: Mapping[str, Any], logger: MultiLogger) -> dict[str, float]:
         """Score the EMA generator with the configured protocol; keep ``checkpoints/best.*``."""
         from ..metrics import write_metrics_jsonl
 
         modules = {**self.modules, **self.ema}
+        train_s = self.train_time  # when the scored weights were reached (this evaluation's time excluded)
         result = self.evaluator(self.bundle, modules, state, images_seen=self.images_seen)
         if not self.is_main:
             return result.values
         write_metrics_jsonl(self.run_dir / "eval.jsonl", result.records)
-        record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3), "time_s": round(self.train_time, 3)}
+        record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3), "time_s": round(train_s, 3)}
         record.update({f"eval/{k}": v for k, v in result.values.items()})
         logger.log(record)
         if self.best_metric is not None:
@@ -356,6 +325,7 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def _loader(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.batch_fit = device_batch_fit(self.cfg.data, self.dataset, self.device)  # None: CPU resizes each image
         return build_loader(
             self.dataset,
             batch_size=dist.local_batch_size(batch_size, accumulate=int(self.tcfg.accumulate)),
@@ -365,11 +335,13 @@ class Trainer:
             world_size=dist.world_size(),
             num_workers=int(self.tcfg.num_workers),
             flip=bool(self.cfg.data.get("flip", False)),
+            native=self.batch_fit is not None,
         )
 
     def _next_batch(self, it: Iterator) -> Batch:
         img, label = next(it)
         img = img.to(self.device, non_blocking=True)
+        img = self.batch_fit(img) if self.batch_fit is not None else img  # native uint8 -> [-1, 1] at R x R
         lab = label.to(self.device, non_blocking=True) if self.dataset.num_classes > 0 and self.c_dim > 0 else None
         self.images_seen += img.shape[0] * dist.world_size()
         return Batch(img, lab)
@@ -388,11 +360,11 @@ class Trainer:
             with self.autocast, dist.sharded_batch():  # this rank's shard of the global batch
                 loss, phase_logs = phase.loss(micro, ctx)
             self.guard.observe(phase.name, loss)  # on-device flags: no sync here
-            (loss.float() * (phase.interval / parts)).backward()
+            self.precision.backward(phase.module, loss.float() * (phase.interval / parts))  # scaled at fp16
             for k, v in phase_logs.items():
                 logs[k].append(v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v)))
-        dist.average_gradients(module)
-        opt.step()
+        dist.average_gradients(module)  # still scaled at fp16: the mean commutes with the scale
+        self.precision.step(phase.module, opt)  # at fp16: unscale, skip on inf/NaN, update the scale
 
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent or a stop signal (Ctrl-C, SIGTERM, SIGUSR1), checkpointing on the
@@ -517,10 +489,7 @@ class Trainer:
         )
 
     def _reals_for_grid(self) -> torch.Tensor:
-        n = min(int(self.tcfg.grid), len(self.dataset))
-        g = torch.Generator().manual_seed(int(self.tcfg.grid_seed))
-        idx = torch.randperm(len(self.dataset), generator=g)[:n].tolist()
-        return torch.stack([self.dataset[i][0] for i in idx])
+        return grid_reals(self.dataset, int(self.tcfg.grid), int(self.tcfg.grid_seed))
 
     def _summarise(self, logs: Mapping[str, list], state: Mapping[str, Any], img_per_s: float) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -573,7 +542,7 @@ def _dict_diff(a: Any, b: Any, prefix: str = "model") -> str:
     """A short description of where two nested dicts differ."""
     if isinstance(a, dict) and isinstance(b, dict):
         diffs = []
-        for k in sorted(set(a) | set(b)):
+        for k in sorted(a):  # a key only in `b` is a setting added since `a` was saved: its default changes nothing
             if a.get(k) != b.get(k):
                 diffs.append(_dict_diff(a.get(k), b.get(k), f"{prefix}.{k}"))
         return "; ".join(diffs[:5])

@@ -57,8 +57,10 @@ TRAINER_RULES: dict[str, tuple[Check, str, str]] = {
     "accumulate": (_int(1), "an integer >= 1 that divides batch_size", "1"),
     "num_workers": (_int(0), "an integer >= 0", "0"),
     "device": (_str, "auto, cpu, cuda, cuda:N or mps", "auto"),
-    "precision": (_choice("fp32", "bf16"), "fp32 or bf16", "fp32"),
+    "precision": (_choice("fp32", "bf16", "fp16"), "fp32, bf16 or fp16 (with gradient scaling)", "fp32"),
     "deterministic": (_bool, "true or false", "false"),
+    "compile": (_bool, "true or false (torch.compile of the first-order phases)", "true"),
+    "compile_backend": (_choice("inductor", "aot_eager", "eager"), "inductor, aot_eager or eager", "inductor"),
     "ema": (_bool, "true or false", "true"),
     "log_every": (_int(1), "an integer >= 1 (steps between log lines)", "20"),
     "sample_every_kimg": (_num(0), "a number >= 0 (0 = only at the end)", "5"),
@@ -96,6 +98,7 @@ DATA_RULES: dict[str, tuple[Check, str, str]] = {
     "flip": (_bool, "true or false", "false"),
     "max_images": (_opt(_int(1)), "null or an integer >= 1", "null"),
     "verify": (_bool, "true or false", "true"),
+    "resize_on_device": (lambda v: v == "auto" or isinstance(v, bool), "auto, true or false", "auto"),
 }
 
 
