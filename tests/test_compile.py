@@ -131,3 +131,12 @@ def test_inductor_matches_eager(tmp_path):
     with inductor_config.patch(fallback_random=True):  # the eager RNG stream inside compiled graphs
         compiled = _run(tmp_path, "compiled", "model=dcgan_tiny", "trainer.steps=3", "trainer.compile=true")
     _assert_close(_weights(eager), _weights(compiled))
+
+
+def test_inductor_without_a_cpu_compiler_is_a_config_error(tmp_path, monkeypatch):
+    """No g++/clang++ on PATH: a message that names the alternatives instead of a failure mid-step."""
+    from ganzoo.errors import ConfigError
+
+    monkeypatch.setattr("ganzoo.training.compile.shutil.which", lambda name: None)
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler.*aot_eager"):
+        Trainer(compose([*BASE, "model=dcgan_tiny", "trainer.compile=true"]), tmp_path)

@@ -22,6 +22,7 @@ reused afterwards; :func:`compile_counts` reads dynamo's counters so tests and b
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -48,6 +49,11 @@ class PhaseCompiler:
             raise ConfigError(f"trainer.compile_backend={backend!r}; use one of {', '.join(BACKENDS)}")
         seen: set[int] = set()
         self.targets = [m for m in targets if not (id(m) in seen or seen.add(id(m)))]  # type: ignore[func-returns-value]
+        on_cpu = any(p.device.type == "cpu" for m in self.targets for p in m.parameters())
+        if backend == "inductor" and on_cpu and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+            raise ConfigError("trainer.compile=true with the inductor backend on the CPU needs a C++ compiler "
+                              "(g++ or clang++), and none is on PATH: install one, or set trainer.compile_backend="
+                              "aot_eager (compiled graphs, eager kernels) or trainer.compile=false")
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         # dynamic=None (dynamo's default): static graphs, and a value that changes between calls (a
         # fade-in alpha, a new resolution) becomes symbolic after one recompile instead of one per step.
