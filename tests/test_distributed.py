@@ -115,12 +115,15 @@ def _worker(rank: int, port: int, out: str) -> None:
         ("style_half", _cfg(STYLE, f"trainer.steps={HALF}")),
         ("style_resumed", _cfg(STYLE, f"trainer.steps={STEPS}", f"trainer.resume={root / 'style_half'}")),
         ("dcgan", _cfg(DCGAN, f"trainer.steps={STEPS}")),
+        # A time budget: rank 0's clock decides (polled every log_every steps), so both ranks stop together.
+        ("dcgan_timed", _cfg(DCGAN, "trainer.kimg=1000", "trainer.minutes=0.02", "trainer.log_every=3")),
     ]
     try:
         for name, cfg in jobs:
             trainer = Trainer(cfg, root / name)
             trainer.fit()
             torch.save(_state(trainer), root / f"{name}_r{rank}.pt")
+            torch.save(trainer.step, root / f"{name}_step_r{rank}.pt")
             tdist.barrier()  # rank 0 has written its checkpoint before anyone resumes from it
         _units(root, rank)
     finally:
@@ -172,6 +175,14 @@ def test_two_processes_resume_exactly(two_procs):
     straight, resumed = _load(two_procs, "style"), _load(two_procs, "style_resumed")
     assert straight.keys() == resumed.keys()
     assert not [k for k in straight if not torch.equal(straight[k], resumed[k])]
+
+
+def test_two_processes_stop_together_on_a_time_budget(two_procs):
+    """trainer.minutes under 2 processes: rank 0's clock decides, so both ranks end after the same step."""
+    steps = [torch.load(two_procs / f"dcgan_timed_step_r{r}.pt") for r in (0, 1)]
+    assert steps[0] == steps[1] and steps[0] > 0 and steps[0] % 3 == 0, steps  # a polled step
+    two = _load(two_procs, "dcgan_timed")
+    assert not [k for k, v in _load(two_procs, "dcgan_timed", 1).items() if not torch.equal(v, two[k])]
 
 
 def test_sync_batchnorm_and_quantizer_ema_follow_one_process(two_procs):

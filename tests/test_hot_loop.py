@@ -1,4 +1,5 @@
-"""Hot-loop settings: Adam is fused on CUDA only, and the CPU optimizer is torch's default, bit for bit."""
+"""Hot-loop settings: Adam fused on CUDA only (the CPU optimizer is torch's default, bit for bit); the
+EMA update, code counts and polled time decisions add no per-tensor launches or host syncs."""
 
 from __future__ import annotations
 
@@ -41,3 +42,49 @@ def test_cuda_adam_is_fused():
     opt = OptimizerSpec(lr=1e-2).build(m.parameters())
     assert opt.defaults["fused"] is True
     _step(m, opt)
+
+
+def test_foreach_ema_equals_the_official_per_tensor_update():
+    """StyleGAN2-ADA: ``p_ema.copy_(p.lerp(p_ema, beta))`` per parameter, buffers copied; bit for bit."""
+    from ganzoo.training.ema import make_ema, update_ema
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(2, 2))
+    ema = make_ema(model)
+    ref = copy.deepcopy(ema)
+    for beta in (0.5, 0.999, 0.0):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            model[1].running_mean.add_(1.0)
+            model[1].num_batches_tracked.add_(3)
+        update_ema(ema, model, beta)
+        with torch.no_grad():
+            for pe, p in zip(ref.parameters(), model.parameters()):
+                pe.copy_(p.lerp(pe, beta))
+            for be, b in zip(ref.buffers(), model.buffers()):
+                be.copy_(b)
+        for a, b in zip(list(ema.parameters()) + list(ema.buffers()), list(ref.parameters()) + list(ref.buffers())):
+            assert torch.equal(a, b)
+    assert torch.equal(ema.get_parameter("0.weight"), model[0].weight)  # beta 0: the model itself
+
+
+def test_code_counts_equal_bincount():
+    from ganzoo.layers.quantize import code_counts
+
+    idx = torch.randint(0, 50, (4, 7, 7))
+    assert torch.equal(code_counts(idx, 64), torch.bincount(idx.flatten(), minlength=64).float())
+    assert code_counts(torch.zeros(0, dtype=torch.long), 5).tolist() == [0.0] * 5
+
+
+def test_time_cadence_under_several_processes_polls_rank0(monkeypatch):
+    """With several ranks the time test is a broadcast (host sync): only every ``poll`` calls."""
+    from ganzoo.training import cadence as cad
+
+    asked = []
+    monkeypatch.setattr(cad.dist, "world_size", lambda: 2)
+    monkeypatch.setattr(cad.dist, "agree", lambda flag, device: asked.append(flag) or flag)
+    c = cad.Cadence(kimg=None, minutes=1.0, images=0, seconds=0.0, poll=5)
+    answers = [c.due(images=i, seconds=100.0) for i in range(1, 11)]  # past the 60 s mark all along
+    assert answers == [False] * 4 + [True] + [False] * 4 + [True]
+    assert len(asked) == 2

@@ -38,7 +38,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["QuantizerOutput", "VectorQuantizer", "nearest_code", "code_statistics"]
+__all__ = ["QuantizerOutput", "VectorQuantizer", "nearest_code", "code_counts", "code_statistics"]
 
 
 @dataclass
@@ -68,13 +68,23 @@ def nearest_code(z: Tensor, codebook: Tensor) -> Tensor:
         return d.argmin(dim=1)
 
 
+def code_counts(indices: Tensor, n_embed: int) -> Tensor:
+    """How many times each of the ``n_embed`` codes occurs in ``indices`` (float [K]).
+
+    A scatter-add rather than ``torch.bincount``, which on CUDA reads the largest index back to the
+    host (a sync every training step).
+    """
+    flat = indices.reshape(-1).long()
+    return torch.zeros(n_embed, device=flat.device).index_add_(0, flat, torch.ones(flat.shape, device=flat.device))
+
+
 def code_statistics(indices: Tensor, n_embed: int) -> tuple[Tensor, Tensor]:
     """``(perplexity, usage)`` of a set of code indices (any shape).
 
     perplexity = exp(-sum_k p_k log p_k) with p_k the share of vectors assigned to code k (as taming's
     EMA quantizer logs it); usage = share of the ``n_embed`` codes used at least once.
     """
-    counts = torch.bincount(indices.flatten(), minlength=n_embed).float()
+    counts = code_counts(indices, n_embed)
     p = counts / counts.sum().clamp_min(1.0)
     perplexity = torch.exp(-(p * torch.log(p + 1e-10)).sum())
     usage = (counts > 0).float().mean()
@@ -219,24 +229,23 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _restart_dead(self, flat: Tensor, idx: Tensor) -> None:
         if not self.ema:  # EMA mode already tracks usage in cluster_size
-            counts = torch.bincount(idx, minlength=self.n_embed).to(self.cluster_size)
+            counts = code_counts(idx, self.n_embed).to(self.cluster_size)
             if _distributed():
                 tdist.all_reduce(counts)
             self.cluster_size.mul_(self.usage_decay).add_(counts, alpha=1.0 - self.usage_decay)
-        dead = self.cluster_size < self.dead_threshold  # [K]
-        n_dead = int(dead.sum())
-        if n_dead == 0:
-            return
-        # Random batch vectors (with replacement when the batch is smaller than the dead set).
-        pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
-        new = flat[pick].to(self.weight.dtype)  # [n_dead, d]
+        dead = (self.cluster_size < self.dead_threshold)[:, None]  # [K, 1]
+        # A random batch vector for every code (with replacement), used where the code is dead: no
+        # host read of how many are dead, so no device sync per step.
+        pick = torch.randint(0, flat.shape[0], (self.n_embed,), device=flat.device)
+        new = flat[pick].to(self.weight.dtype)  # [K, d]
         if _distributed():
             tdist.broadcast(new, src=0)  # every rank restarts the same codes with the same vectors
-        self.weight.data[dead] = new
+        self.weight.data.copy_(torch.where(dead, new, self.weight.data))
         # A restarted code counts as just used, so it is not restarted again at once.
-        self.cluster_size[dead] = self.dead_threshold
+        self.cluster_size.copy_(torch.where(dead[:, 0], torch.full_like(self.cluster_size, self.dead_threshold),
+                                            self.cluster_size))
         if self.ema:
-            self.embed_avg[dead] = new * self.dead_threshold
+            self.embed_avg.copy_(torch.where(dead, new * self.dead_threshold, self.embed_avg))
 
     def extra_repr(self) -> str:
         opts = [f"n_embed={self.n_embed}", f"embed_dim={self.embed_dim}", f"beta={self.beta}"]

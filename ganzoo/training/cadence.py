@@ -2,7 +2,9 @@
 
 An action repeats every ``kimg`` thousand images, every ``minutes`` of training time, or both
 (whichever comes first). Image counts are the same on every rank; training time is not, so under
-several processes the time test is decided by rank 0 and broadcast, and all ranks act together.
+several processes the time test is decided by rank 0 and broadcast, and all ranks act together;
+that broadcast is a host sync, so it happens only every ``poll`` calls (the same calls on every rank),
+and a time-based action then fires at most ``poll`` steps late.
 """
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ class Cadence:
     """Tracks the next image count and the next training second at which an action is due."""
 
     def __init__(self, *, kimg: float | None, minutes: float | None, images: int, seconds: float,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", poll: int = 1) -> None:
         self.device = torch.device(device)
+        self.poll = max(1, int(poll))
+        self._calls = 0
         self.every_images = float(kimg or 0) * 1000
         self.every_seconds = float(minutes or 0) * 60
         self.advance(images, seconds)
@@ -44,9 +48,10 @@ class Cadence:
             return True
         if self.every_seconds <= 0:
             return False
-        late = seconds >= self.next_seconds
-        if dist.world_size() > 1:  # one decision for all ranks, or they would wait on each other
-            flag = torch.tensor([float(late)], device=self.device)
-            torch.distributed.broadcast(flag, src=0)
-            late = bool(flag.item())
-        return late
+        if dist.world_size() == 1:
+            return seconds >= self.next_seconds
+        self._calls += 1
+        if self._calls % self.poll:
+            return False
+        # One decision for all ranks, or they would wait on each other.
+        return dist.agree(seconds >= self.next_seconds, self.device)

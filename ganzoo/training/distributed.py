@@ -66,6 +66,15 @@ def local_batch_size(global_batch: int, *, accumulate: int = 1, what: str = "tra
     return global_batch // ws
 
 
+def agree(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Rank 0's ``flag`` on every rank (one tiny broadcast): for decisions only rank 0's clock makes."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
 def broadcast_module(module: nn.Module) -> None:
     """Make every rank start from rank 0's weights and buffers."""
     if world_size() == 1:

@@ -117,6 +117,8 @@ class Trainer:
             self.phases, self.compiler = compile_phases(self.phases, self.objective, self.modules,
                                                         backend=str(self.tcfg.get("compile_backend", "inductor")))
         self.step = 0
+        self._time_up_at: int | None = None  # step of the last rank-agreed time-budget test (several processes)
+        self._time_up_flag = False
         self.images_seen = 0
         self.batch_size = int(self.tcfg.batch_size)
         if self.batch_size % max(int(self.tcfg.accumulate), 1) != 0:
@@ -166,11 +168,22 @@ class Trainer:
 
     def _done(self) -> bool:
         minutes = self.tcfg.get("minutes")
-        if minutes is not None and self.train_time >= 60.0 * float(minutes):
+        if minutes is not None and self._time_up(60.0 * float(minutes)):
             return True
         if self.tcfg.steps is not None:
             return self.step >= int(self.tcfg.steps)
         return self.images_seen >= self.total_images
+
+    def _time_up(self, limit_s: float) -> bool:
+        """Whether the time budget is spent; under several processes rank 0's clock decides, polled every
+        ``log_every`` steps (a host sync), so every rank stops after the same step."""
+        if dist.world_size() == 1:
+            return self.train_time >= limit_s
+        if self.step % int(self.tcfg.log_every):
+            return False
+        if self._time_up_at != self.step:  # one broadcast per polled step
+            self._time_up_at, self._time_up_flag = self.step, dist.agree(self.train_time >= limit_s, self.device)
+        return self._time_up_flag
 
     def _model_config_yaml(self) -> str:
         return OmegaConf.to_yaml(self.cfg.model, resolve=True)
@@ -391,7 +404,7 @@ class Trainer:
         ckpts = Cadence(kimg=self.tcfg.checkpoint_every_kimg, minutes=None, images=self.images_seen, seconds=0.0)
         ev = self.tcfg.eval if self.evaluator is not None else {}
         evals = Cadence(kimg=ev.get("every_kimg"), minutes=ev.get("every_minutes"), images=self.images_seen,
-                        seconds=0.0, device=self.device)
+                        seconds=0.0, device=self.device, poll=int(self.tcfg.log_every))
         logs: dict[str, list] = defaultdict(list)
         t_last, img_last = 0.0, self.images_seen
         bar = tqdm(total=self.total_images, initial=min(self.images_seen, self.total_images), unit="img",
