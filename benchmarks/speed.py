@@ -30,6 +30,25 @@ from ganzoo.bundle import Batch, StepContext, count_params
 from ganzoo.training.config import compose_train_config
 from ganzoo.training.trainer import build_bundle, resolve_geometry, select_device
 
+try:
+    from ganzoo.training.precision import PRECISIONS, Precision
+except ImportError:  # a package older than trainer.precision=fp16 (speed_before_after.py measures old commits)
+    PRECISIONS, Precision = ("fp32", "bf16"), None
+
+
+class _Autocast:
+    """The precision handling of packages without ``ganzoo.training.precision``: bf16 autocast only."""
+
+    def __init__(self, precision: str, device: torch.device, modules: dict) -> None:
+        self.autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
+                         else contextlib.nullcontext())
+
+    def backward(self, module: str, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self, module: str, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.step()
+
 DEFAULT_MODELS = ["dcgan_tiny", "dcgan", "progan", "stylegan", "stylegan2", "stylegan2_cifar"]
 
 
@@ -58,8 +77,9 @@ def measure(
     res, ch = bundle.resolution, bundle.channels
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
+    # The trainer's precision handling: autocast, fp16 blocks of self-managed models, gradient scalers.
+    prec = (Precision or _Autocast)(precision, device, modules)
+    autocast = prec.autocast
 
     def train_step(step: int) -> None:
         img = torch.rand(batch, ch, res, res, device=device) * 2 - 1
@@ -73,8 +93,8 @@ def measure(
             opts[phase.module].zero_grad(set_to_none=True)
             with autocast:
                 loss, _ = phase.loss(Batch(img, labels), ctx)
-            (loss.float() * phase.interval).backward()
-            opts[phase.module].step()
+            prec.backward(phase.module, loss.float() * phase.interval)
+            prec.step(phase.module, opts[phase.module])
 
     for s in range(warmup):
         train_step(s)
@@ -100,8 +120,10 @@ def measure(
         sample_ips = steps * batch / (time.perf_counter() - t)
     return {
         "resolution": res,
-        "params_G": count_params(bundle.modules["G"]),
-        "params_D": count_params(bundle.modules["D"]),
+        # a code prior has no G/D: its row counts prior + tokenizer as G, as `ganzoo bench` does
+        "params_G": count_params(bundle.modules["G"]) if "G" in bundle.modules else
+        sum(count_params(m) for m in bundle.modules.values()),
+        "params_D": count_params(bundle.modules["D"]) if "D" in bundle.modules else 0,
         "train_img_s": train_ips,
         "sample_img_s": sample_ips,
         "peak_mem_mb": _peak_mem_mb(device),
@@ -115,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 = autocast")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                        help="as trainer.precision: bf16 = autocast; fp16 = gradient scaling (StyleGAN2: fp16 blocks)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--out", default=None, help="append the Markdown table to this file")
     args = parser.parse_args(argv)
