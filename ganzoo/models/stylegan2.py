@@ -104,10 +104,11 @@ def _style_objective(loss: dict[str, Any] | None, optim: dict[str, Any] | None) 
 # Presets. The numbers of the paper configs come from StyleGAN2-ADA's train.py (cfg_specs) and
 # StyleGAN2 App. B; per-run settings (batch size, kimg) live in conf/experiment/stylegan2_*.yaml.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Default for this CPU: StyleGAN2-ADA's 'auto' config at 32x32 / batch 64 (map 2, mbstd 4,
-    # ema = 64 * 10 / 32 kimg with ramp-up 0.05, lr 0.0025) with fewer channels (channel_base 1024,
-    # channel_max 64 -> 64, 64, 64, 32) and z = w = 128. R1 gamma 1 instead of auto's
-    # 0.0002 * 32^2 / 64 = 0.0032: without ADA that collapsed to one mode within 50 kimg on CPU.
+    # Default for this CPU: StyleGAN2-ADA's 32x32 'cifar' loss and D (no path-length regularisation, no
+    # style mixing, orig D) with its 'auto' rules otherwise (map 2, mbstd 4, ema = 64 * 10 / 32 kimg with
+    # ramp-up 0.05, lr 0.0025), fewer channels (channel_base 1024, channel_max 64 -> 64, 64, 64, 32) and
+    # z = w = 128. R1 gamma 1 instead of auto's 0.0002 * 32^2 / 64 = 0.0032: without ADA that collapsed to
+    # one mode within 50 kimg on CPU. Its yaml also trains at batch 32 (docs/models/stylegan2.md).
     "stylegan2": dict(
         resolution=32,
         channel_base=1024,
@@ -115,8 +116,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_fp16_res=4,
         optim={"G": {"lr": 0.0025}, "D": {"lr": 0.0025}},
         G={"z_dim": 128, "w_dim": 128, "mapping_layers": 2},
-        D={"mbstd_group_size": 4},
-        loss={"r1_gamma": 1.0},
+        D={"mbstd_group_size": 4, "architecture": "orig"},
+        loss={"r1_gamma": 1.0, "pl_weight": 0.0, "style_mixing_prob": 0.0},
         ema={"half_life_kimg": 20.0, "rampup": 0.05},
     ),
     # Config F (StyleGAN2 App. B; StyleGAN2-ADA cfg 'stylegan2'): FFHQ 1024, gamma 10, mbstd 4.
@@ -220,7 +221,7 @@ def stylegan2(
 
 
 _DESCRIPTIONS = {
-    "stylegan2": "StyleGAN2 at 32x32 sized for a CPU (StyleGAN2-ADA 'auto' settings, fewer channels)",
+    "stylegan2": "StyleGAN2 at 32x32 sized for a CPU (StyleGAN2-ADA 'cifar' loss and D, fewer channels)",
     "stylegan2_f": "StyleGAN2 config F at 1024x1024 (FFHQ; StyleGAN2-ADA cfg 'stylegan2')",
     "stylegan2_paper256": "StyleGAN2 at 256x256, StyleGAN2-ADA cfg 'paper256' (half the channels)",
     "stylegan2_cifar": "StyleGAN2 at 32x32, StyleGAN2-ADA cfg 'cifar' (no pl reg, no mixing, orig D)",
