@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/speed.py                              # CPU-sized presets on the best device
     python benchmarks/speed.py --models stylegan2_f --batch 8 --device cuda
-    python benchmarks/speed.py --out benchmarks/results/speed_cpu.md
+    python benchmarks/speed.py --out benchmarks/results/speed-cpu.md
 
 Training speed runs the model's real phases through the generic trainer for ``--steps`` steps
 after ``--warmup`` steps (the synthetic data is random noise in [-1, 1], so data loading is not

@@ -9,7 +9,8 @@ Usage::
 Each measurement is one process of this checkout's ``benchmarks/speed.py`` (the same measuring
 loop for both sides) with the measured version's package first on ``PYTHONPATH``. The two
 versions alternate model by model and round by round, so slow drifts of a shared machine hit both
-alike; each cell is the median over rounds, and the factor is after / before.
+alike. Interference only slows a run, so each cell is the best of the rounds, with the slowest in
+brackets (the spread shows how noisy the machine was), and the factor is best after / best before.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -80,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
                     errors[side] = res
                 else:
                     got[side].append(res)
-        med = {s: tuple(statistics.median(v[i] for v in got[s]) for i in (0, 1)) if got[s] else None for s in got}
-        rows.append((model, med, errors))
-        print(f"{model}: {med} {errors or ''}", flush=True)
+        best = {s: tuple(max(v[i] for v in got[s]) for i in (0, 1)) if got[s] else None for s in got}
+        low = {s: tuple(min(v[i] for v in got[s]) for i in (0, 1)) if got[s] else None for s in got}
+        rows.append((model, best, low, errors))
+        print(f"{model}: best {best} slowest {low} {errors or ''}", flush=True)
 
-    def cell(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f}"
+    def cell(v: float | None, slow: float | None = None) -> str:
+        return "-" if v is None else f"{v:.1f}" + ("" if slow is None else f" ({slow:.1f})")
 
     def factor(a: float | None, b: float | None) -> str:
         return "-" if a is None or b is None else f"**{a / b:.2f}x**"
@@ -97,18 +98,20 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {machine}. Before: commit {_git_head(before)}; after: commit {_git_head(ROOT)} (plus any "
         f"uncommitted changes). Batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up steps, "
-        f"all phases at their intervals, synthetic data; median of {args.rounds} rounds, the versions "
-        f"alternating. Command: `python benchmarks/speed_before_after.py {cmd}`",
+        f"all phases at their intervals, synthetic data; best of {args.rounds} rounds (slowest in brackets), "
+        f"the versions alternating. Command: `python benchmarks/speed_before_after.py {cmd}`",
         "",
         "| model | train img/s before | train img/s after | train factor | sample img/s before | "
         "sample img/s after | sample factor |",
         "|---|---|---|---|---|---|---|",
     ]
-    for model, med, errors in rows:
-        b, a = med["before"] or (None, None), med["after"] or (None, None)
-        note = "; ".join(f"{k} failed: {v}" for k, v in errors.items() if med[k] is None)
-        lines.append(f"| {model} | {cell(b[0])} | {cell(a[0])} | {factor(a[0], b[0])} | {cell(b[1])} | "
-                     f"{cell(a[1])} | {factor(a[1], b[1])} |" + (f" {note} |" if note else ""))
+    for model, best, low, errors in rows:
+        b, a = best["before"] or (None, None), best["after"] or (None, None)
+        bl, al = low["before"] or (None, None), low["after"] or (None, None)
+        note = "; ".join(f"{k} failed: {v}" for k, v in errors.items() if best[k] is None)
+        lines.append(f"| {model} | {cell(b[0], bl[0])} | {cell(a[0], al[0])} | {factor(a[0], b[0])} | "
+                     f"{cell(b[1], bl[1])} | {cell(a[1], al[1])} | {factor(a[1], b[1])} |"
+                     + (f" {note} |" if note else ""))
     emit("\n".join(lines) + "\n", args.out)
     return 0
 

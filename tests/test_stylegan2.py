@@ -351,3 +351,15 @@ def test_short_training_runs_all_four_phases(tmp_path):
     assert torch.count_nonzero(trainer.ema["G"].w_avg) > 0  # buffers copied into the EMA generator
     assert float(trainer.objective.pl_mean) > 0
     assert list((tmp_path / "run" / "samples").glob("fakes_*.png"))
+
+
+def test_preset_batch_size_is_the_default_batch_and_never_a_builder_argument():
+    """``batch_size:`` in a model yaml sets ``trainer.batch_size`` unless that is given; 64 otherwise."""
+    from ganzoo.runtime import model_kwargs
+
+    assert compose(["model=stylegan2"]).trainer.batch_size == 32  # the CPU preset's tuned batch
+    assert compose(["model=stylegan2", "trainer.batch_size=8"]).trainer.batch_size == 8  # the user wins
+    assert compose(["model=stylegan2_paper256"]).trainer.batch_size == 64
+    assert compose(["model=dcgan"]).trainer.batch_size == 64  # no preset batch: the trainer default
+    name, kwargs = model_kwargs(compose(["model=stylegan2"]).model)
+    assert name == "stylegan2" and "batch_size" not in kwargs
