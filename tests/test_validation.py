@@ -47,6 +47,15 @@ def test_all_problems_in_one_message_and_defaults_are_valid():
     assert len(problems) == 3 and any("not divisible" in p for p in problems)
 
 
+def test_a_bad_preset_batch_names_model_batch_size():
+    from ganzoo.training.validate import config_problems
+
+    (problem,) = config_problems(compose(["model=stylegan2", "model.batch_size=0"]))
+    assert problem.startswith("trainer.batch_size=0") and "model.batch_size" in problem
+    (problem,) = config_problems(compose(["model=stylegan2", "trainer.batch_size=0"]))  # the user's own value
+    assert "model.batch_size" not in problem
+
+
 def test_cli_prints_one_paragraph_without_traceback(tmp_path, capsys):
     rc = main(["train", *SMOKE, "trainer.kimg=ten", "trainer.log_every=0", f"hydra.run.dir={tmp_path / 'r'}"])
     err = capsys.readouterr().err

@@ -123,8 +123,13 @@ def config_problems(cfg: Mapping[str, Any] | DictConfig) -> list[str]:
     if not _int(0)(seed):
         problems.append(f"seed={seed!r} must be an integer >= 0 (e.g. seed=0)")
     trainer = plain.get("trainer") or {}
+    n_before = len(problems)
     _apply(TRAINER_RULES, trainer, "trainer.", problems)
     bs, acc = trainer.get("batch_size"), trainer.get("accumulate", 1)
+    model_bs = (plain.get("model") or {}).get("batch_size") if isinstance(plain.get("model"), Mapping) else None
+    if model_bs is not None and model_bs == bs:  # trainer.batch_size followed the preset's batch_size
+        problems[n_before:] = [p + " (it follows model.batch_size: set that, or trainer.batch_size)"
+                               if p.startswith("trainer.batch_size=") else p for p in problems[n_before:]]
     if _int(1)(bs) and _int(1)(acc) and bs % acc != 0:
         problems.append(f"trainer.batch_size={bs} is not divisible by trainer.accumulate={acc}")
     if trainer.get("steps") is None and "kimg" in trainer and trainer.get("kimg") is None:
