@@ -20,7 +20,7 @@ from typing import Any
 from .errors import GanzooError
 from .paths import config_dir  # noqa: F401  (re-exported: ganzoo.cli.config_dir)
 
-COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct")
+COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct", "import")
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -205,15 +205,19 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--raw", action="store_true", help="score the trained weights, not the EMA copy")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the run's data config, e.g. --data root=~/ffhq for an imported run (repeatable)")
     args = parser.parse_args(argv)
     from .evaluation import EvalProtocol, evaluate_checkpoint
+    from .sampling.generate import parse_opts
 
     protocol = EvalProtocol.from_config(
         {"metrics": args.metrics, "num_fake": args.num_fake, "num_real": args.num_real, "split": args.split,
          "seed": args.seed, "truncation_psi": args.psi, "weights": args.weights, "lpips_weights": args.lpips_weights,
          "allow_download": not args.no_download, "cache_dir": args.cache_dir, "batch_size": args.batch}
     )
-    result, out = evaluate_checkpoint(args.checkpoint, protocol, ema=not args.raw, device=args.device)
+    result, out = evaluate_checkpoint(args.checkpoint, protocol, ema=not args.raw, device=args.device,
+                                      data_overrides=parse_opts(args.data))
     for k, v in result.values.items():
         print(f"{k:>10}: {v:.6g}")
     for k, why in result.skipped.items():
@@ -270,6 +274,24 @@ def _reconstruct(argv: list[str]) -> int:
     return 0
 
 
+# -- import --------------------------------------------------------------------------------------
+def _import(argv: list[str]) -> int:
+    from .pretrained.importer import add_import_args, run_import
+
+    parser = argparse.ArgumentParser(
+        prog="ganzoo import",
+        description="Turn a published checkpoint (NVlabs StyleGAN2-ADA / TF StyleGAN, StyleGAN2, ProGAN pickles, "
+        "BigGAN-PyTorch weights, StudioGAN, taming-transformers and enhancing-transformers checkpoints) into a "
+        "ganzoo run folder, read without running any code from the file. See docs/pretrained.md.",
+        epilog="examples: ganzoo import ffhq.pkl | ganzoo import https://host/path/ffhq.pkl --out runs/ffhq | "
+        "ganzoo import weights/138k/ --format biggan_pytorch",
+    )
+    add_import_args(parser)
+    _, lines = run_import(parser.parse_args(argv))
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -278,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 1
     command, rest = argv[0], argv[1:]
     handlers = {"train": _train, "generate": _generate, "eval": _eval, "bench": _bench, "list": _list,
-                "reconstruct": _reconstruct}
+                "reconstruct": _reconstruct, "import": _import}
     if command not in handlers:
         import difflib
 

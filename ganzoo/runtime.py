@@ -37,13 +37,15 @@ def model_kwargs(model_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """Split the ``model:`` config group into the registry name and builder keyword arguments.
 
     ``batch_size`` is not a builder argument: it is the preset's training batch, which
-    ``trainer.batch_size`` follows unless it is given (``conf/trainer/default.yaml``).
+    ``trainer.batch_size`` follows unless it is given (``conf/trainer/default.yaml``). Neither is
+    ``init``: the weights a run starts from (``ganzoo.training.init_weights``).
     """
     cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
     if "name" not in cfg:
         raise ConfigError("the model config has no 'name:' (the registry key); pick one with model=<name>")
     name = cfg.pop("name")
     cfg.pop("batch_size", None)
+    cfg.pop("init", None)
     return name, cfg
 
 

@@ -20,7 +20,8 @@ from ganzoo.models.stylegan2 import Discriminator, Generator
 from ganzoo.registry import build_model
 from ganzoo.training.checkpoint import find_checkpoint
 from ganzoo.training.precision import Precision
-from ganzoo.training.trainer import Trainer, _dict_diff
+from ganzoo.training.restore import _dict_diff
+from ganzoo.training.trainer import Trainer
 
 from .conftest import compose
 from .test_trainer import _all_state

@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..errors import CheckpointError
 from .checkpoint import find_resumable, read_metadata
 
 # Settings whose change breaks bit-exact continuation (data order, RNG streams, numerics).
@@ -83,6 +84,12 @@ def merge_for_resume(composed: DictConfig, overrides: Sequence[str]) -> DictConf
     saved = saved_config(str(resume))
     if saved is None:
         return composed
+    if "import" in saved:
+        name = OmegaConf.select(saved, "model.name", default="<preset>")
+        raise CheckpointError(
+            f"{str(resume)!r} was written by `ganzoo import`, not by training: it has no optimizer state to resume. "
+            f"Fine-tune from it instead: ganzoo train model={name} model.init={resume} (see docs/pretrained.md)"
+        )
     merged = OmegaConf.to_container(saved, resolve=True)
     for item in overrides:
         key, delete = _override_key(item)

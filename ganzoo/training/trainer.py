@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -24,7 +23,7 @@ from .. import __version__
 from ..augment import attach_augment
 from ..bundle import Batch, Phase, StepContext
 from ..data import build_dataset, build_loader, device_batch_fit
-from ..errors import CheckpointError, ConfigError, DivergedError, GanzooError
+from ..errors import ConfigError, DivergedError, GanzooError
 from ..runtime import build_bundle, model_kwargs, resolve_geometry, select_device  # noqa: F401  (re-exported)
 from ..sampling.images import save_grid
 from . import distributed as dist
@@ -34,10 +33,7 @@ from .checkpoint import (
     clean_temp_files,
     fault_point,
     find_resumable,
-    load_module_weights,
-    load_snapshot,
     newest_finite_snapshot,
-    nonfinite_keys,
     reset_fault_counts,
     rng_state,
     save_snapshot,
@@ -49,7 +45,7 @@ from .grids import draw_grid, fixed_latents, grid_reals
 from .guard import DivergenceGuard, GuardConfig
 from .loggers import JSONLLogger, MultiLogger, WandbLogger
 from .precision import Precision
-from .resume import exactness_differences, state_problem
+from .restore import restore_run
 from .signals import StopRequest
 from .validate import check_classes, report_empty_class_folders, validate_config
 
@@ -108,6 +104,13 @@ class Trainer:
         ema_spec = self.bundle.ema if self.tcfg.ema else None
         self.ema_spec = ema_spec
         self.ema: dict[str, nn.Module] = {ema_spec.module: make_ema(self.modules[ema_spec.module])} if ema_spec else {}
+        if cfg.model.get("init") and not (self.tcfg.resume and find_resumable(str(self.tcfg.resume))):
+            from .init_weights import load_init  # fine-tuning: the weights of another run or a published file
+
+            with open_dict(cfg):
+                cfg.init_from = load_init(str(cfg.model.init), self.modules, self.ema)
+            if self.is_main:
+                print(f"model.init: loaded {', '.join(cfg.init_from.loaded)} from {cfg.model.init}", flush=True)
         # After the EMA copy (it stays float32): fp16 switches self-managed modules (set_fp16) to float16.
         self.precision = Precision(str(self.tcfg.precision), self.device, self.modules)
         self.autocast = self.precision.autocast
@@ -189,83 +192,7 @@ class Trainer:
         return OmegaConf.to_yaml(self.cfg.model, resolve=True)
 
     def _resume(self, path: str) -> None:
-        snap_path = find_resumable(path)
-        if snap_path is None:
-            print(f"warning: {path!r} holds no complete checkpoint yet (its first checkpoint write was interrupted); "
-                  "this run starts from the beginning.", file=sys.stderr, flush=True)
-            return
-        snap = load_snapshot(snap_path)
-        force = bool(self.tcfg.get("resume_force", False))
-        if snap.model_name and snap.model_name != str(self.cfg.model.name):
-            raise CheckpointError(
-                f"checkpoint {str(snap.path)!r} was written by model {snap.model_name!r}, but this run is "
-                f"model={self.cfg.model.name}. Resume with model={snap.model_name}."
-            )
-        saved_model_cfg, diff = snap.metadata.get("model_config"), ""
-        if saved_model_cfg is not None and saved_model_cfg != self._model_config_yaml():
-            saved = OmegaConf.to_container(OmegaConf.create(saved_model_cfg))
-            now = OmegaConf.to_container(OmegaConf.create(self._model_config_yaml()))
-            diff = _dict_diff(saved, now)  # keys added to ganzoo since the run started do not count
-        if diff:
-            if not force:
-                raise CheckpointError(
-                    f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
-                    "Resume with the same model.* settings (they are in the run's config.yaml), or add "
-                    "trainer.resume_force=true to continue with the new ones (e.g. a lower learning rate)."
-                )
-            print(f"warning: resuming with a different model config ({diff}), as trainer.resume_force=true asks",
-                  file=sys.stderr, flush=True)
-        if snap.config_yaml:
-            diffs = exactness_differences(OmegaConf.create(snap.config_yaml), self.cfg)
-            if diffs and not force:
-                raise ConfigError(
-                    f"resuming {str(snap.path)!r} with settings that differ from the run's: {'; '.join(diffs[:6])}. "
-                    "The run would not continue exactly (other images, random streams or numerics). Drop these "
-                    "overrides (a resumed run takes its own config), or add trainer.resume_force=true to go on anyway."
-                )
-            if diffs:
-                print(f"warning: resuming with {'; '.join(diffs[:6])}: the run does not continue exactly "
-                      "(trainer.resume_force=true)", file=sys.stderr, flush=True)
-        bad = [f"{k}.{t}" for k, sd in [*snap.weights.items(), *snap.ema.items()] for t in nonfinite_keys(sd)]
-        if bad:
-            good = newest_finite_snapshot(snap.path.parent)
-            raise CheckpointError(
-                f"checkpoint {str(snap.path)!r} holds non-finite weights ({', '.join(bad[:3])}): the run had diverged. "
-                + (f"Resume from {str(good)!r}, the newest finite snapshot, with a lower learning rate."
-                   if good else "No finite snapshot is left in its folder; start a new run with a lower learning rate.")
-            )
-        state = snap.state
-        problem = state_problem(state, self.optimizers)
-        if problem:
-            raise CheckpointError(
-                f"training state {str(snap.path).replace('.safetensors', '.state.pt')!r} is malformed ({problem}); "
-                "it was not written by this version of ganzoo or was edited. Resume from another snapshot."
-            )
-        for name, module in self.modules.items():
-            if name not in snap.weights:
-                raise CheckpointError(f"checkpoint {str(snap.path)!r} has no weights for module {name!r}")
-            load_module_weights(module, snap.weights[name], what=f"module {name}")
-        for name, module in self.ema.items():
-            load_module_weights(module, snap.ema.get(name, snap.weights[name]), what=f"EMA of {name}")
-        try:
-            for name, opt in self.optimizers.items():
-                # Hyperparameters come from the config (e.g. a lower lr with resume_force), moments from the file.
-                fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-                opt.load_state_dict(state["optimizers"][name])
-                for group, hyper in zip(opt.param_groups, fresh):
-                    group.update(hyper)
-            self.objective.load_state_dict(state.get("objective", {}))
-            self.precision.load_state_dict(state.get("scalers"))  # fp16 gradient scales (absent in older files)
-        except (ValueError, KeyError, TypeError, RuntimeError) as err:
-            raise CheckpointError(
-                f"the optimizer or objective state in {str(snap.path)!r} does not fit this model ({err}); use the "
-                "same model settings as the run that wrote it."
-            ) from err
-        self.step = int(state["step"])
-        self.images_seen = int(state["images_seen"])
-        self._restored_rng = state.get("rng")
-        self.best = state.get("best")
-        self.resumed_from = snap.path
+        restore_run(self, path)
 
     # -- checkpointing, sampling, logging ------------------------------------------------------
     def save_checkpoint(self, name: str | None = None) -> Path | None:
@@ -549,14 +476,3 @@ _METRIC_DIRECTION = {
     "rfid": ("rfid", 1),  # autoencoders (ganzoo.evaluation: reconstruction metrics)
     "psnr": ("psnr", -1),
 }
-
-
-def _dict_diff(a: Any, b: Any, prefix: str = "model") -> str:
-    """A short description of where two nested dicts differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        diffs = []
-        for k in sorted(a):  # a key only in `b` is a setting added since `a` was saved: its default changes nothing
-            if a.get(k) != b.get(k):
-                diffs.append(_dict_diff(a.get(k), b.get(k), f"{prefix}.{k}"))
-        return "; ".join(diffs[:5])
-    return f"{prefix}: checkpoint {json.dumps(a)} vs now {json.dumps(b)}"

@@ -1,0 +1,117 @@
+"""Resuming a run exactly: the checks a snapshot must pass and the state it restores into a trainer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import OmegaConf
+
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import find_resumable, load_module_weights, load_snapshot, newest_finite_snapshot, nonfinite_keys
+from .resume import exactness_differences, state_problem
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["restore_run"]
+
+
+def restore_run(trainer: Trainer, path: str) -> None:
+    """Load the snapshot ``path`` names (a run folder or file) into ``trainer``: weights, EMA, optimizers,
+    objective and precision state, step, images seen and RNG; refuse what would not continue exactly."""
+    snap_path = find_resumable(path)
+    if snap_path is None:
+        print(f"warning: {path!r} holds no complete checkpoint yet (its first checkpoint write was interrupted); "
+              "this run starts from the beginning.", file=sys.stderr, flush=True)
+        return
+    snap = load_snapshot(snap_path)
+    if "import" in snap.metadata:
+        raise CheckpointError(
+            f"{str(snap.path)!r} was written by `ganzoo import`, not by training: it has no optimizer state to "
+            f"resume. Fine-tune from it instead: ganzoo train model={snap.model_name} model.init={path} (see "
+            "docs/pretrained.md)"
+        )
+    force = bool(trainer.tcfg.get("resume_force", False))
+    if snap.model_name and snap.model_name != str(trainer.cfg.model.name):
+        raise CheckpointError(
+            f"checkpoint {str(snap.path)!r} was written by model {snap.model_name!r}, but this run is "
+            f"model={trainer.cfg.model.name}. Resume with model={snap.model_name}."
+        )
+    saved_model_cfg, diff = snap.metadata.get("model_config"), ""
+    if saved_model_cfg is not None and saved_model_cfg != trainer._model_config_yaml():
+        saved = OmegaConf.to_container(OmegaConf.create(saved_model_cfg))
+        now = OmegaConf.to_container(OmegaConf.create(trainer._model_config_yaml()))
+        diff = _dict_diff(saved, now)  # keys added to ganzoo since the run started do not count
+    if diff:
+        if not force:
+            raise CheckpointError(
+                f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
+                "Resume with the same model.* settings (they are in the run's config.yaml), or add "
+                "trainer.resume_force=true to continue with the new ones (e.g. a lower learning rate)."
+            )
+        print(f"warning: resuming with a different model config ({diff}), as trainer.resume_force=true asks",
+              file=sys.stderr, flush=True)
+    if snap.config_yaml:
+        diffs = exactness_differences(OmegaConf.create(snap.config_yaml), trainer.cfg)
+        if diffs and not force:
+            raise ConfigError(
+                f"resuming {str(snap.path)!r} with settings that differ from the run's: {'; '.join(diffs[:6])}. "
+                "The run would not continue exactly (other images, random streams or numerics). Drop these "
+                "overrides (a resumed run takes its own config), or add trainer.resume_force=true to go on anyway."
+            )
+        if diffs:
+            print(f"warning: resuming with {'; '.join(diffs[:6])}: the run does not continue exactly "
+                  "(trainer.resume_force=true)", file=sys.stderr, flush=True)
+    bad = [f"{k}.{t}" for k, sd in [*snap.weights.items(), *snap.ema.items()] for t in nonfinite_keys(sd)]
+    if bad:
+        good = newest_finite_snapshot(snap.path.parent)
+        raise CheckpointError(
+            f"checkpoint {str(snap.path)!r} holds non-finite weights ({', '.join(bad[:3])}): the run had diverged. "
+            + (f"Resume from {str(good)!r}, the newest finite snapshot, with a lower learning rate."
+               if good else "No finite snapshot is left in its folder; start a new run with a lower learning rate.")
+        )
+    state = snap.state
+    problem = state_problem(state, trainer.optimizers)
+    if problem:
+        raise CheckpointError(
+            f"training state {str(snap.path).replace('.safetensors', '.state.pt')!r} is malformed ({problem}); "
+            "it was not written by this version of ganzoo or was edited. Resume from another snapshot."
+        )
+    for name, module in trainer.modules.items():
+        if name not in snap.weights:
+            raise CheckpointError(f"checkpoint {str(snap.path)!r} has no weights for module {name!r}")
+        load_module_weights(module, snap.weights[name], what=f"module {name}")
+    for name, module in trainer.ema.items():
+        load_module_weights(module, snap.ema.get(name, snap.weights[name]), what=f"EMA of {name}")
+    try:
+        for name, opt in trainer.optimizers.items():
+            # Hyperparameters come from the config (e.g. a lower lr with resume_force), moments from the file.
+            fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+            opt.load_state_dict(state["optimizers"][name])
+            for group, hyper in zip(opt.param_groups, fresh):
+                group.update(hyper)
+        trainer.objective.load_state_dict(state.get("objective", {}))
+        trainer.precision.load_state_dict(state.get("scalers"))  # fp16 gradient scales (absent in older files)
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(
+            f"the optimizer or objective state in {str(snap.path)!r} does not fit this model ({err}); use the "
+            "same model settings as the run that wrote it."
+        ) from err
+    trainer.step = int(state["step"])
+    trainer.images_seen = int(state["images_seen"])
+    trainer._restored_rng = state.get("rng")
+    trainer.best = state.get("best")
+    trainer.resumed_from = snap.path
+
+
+def _dict_diff(a: Any, b: Any, prefix: str = "model") -> str:
+    """A short description of where two nested dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        diffs = []
+        for k in sorted(a):  # a key only in `b` is a setting added since `a` was saved: its default changes nothing
+            if a.get(k) != b.get(k):
+                diffs.append(_dict_diff(a.get(k), b.get(k), f"{prefix}.{k}"))
+        return "; ".join(diffs[:5])
+    return f"{prefix}: checkpoint {json.dumps(a)} vs now {json.dumps(b)}"
