@@ -382,6 +382,9 @@ def evaluate_checkpoint(
         raise ConfigError(f"{str(snap.path)!r} does not record its training data; it was not written by `ganzoo train`")
     data_cfg = OmegaConf.to_container(config.data, resolve=True)
     data_cfg.update(dict(data_overrides or {}))
+    if data_cfg.get("name") == "folder" and not data_cfg.get("root"):
+        raise ConfigError(f"{str(snap.path)!r} records no training images (an imported run has none): score it "
+                          "against a folder of real images with `ganzoo eval RUN --data root=DIR`")
     evaluator = Evaluator(protocol, data_cfg, resolution=bundle.resolution, channels=bundle.channels,
                           device=select_device(device))
     images_seen = int(snap.metadata.get("images_seen", "0"))
