@@ -82,6 +82,7 @@ def test_yaml_matches_registry_presets(monkeypatch):
     for name in NAMES:
         cfg = OmegaConf.to_container(compose([f"model={name}"]).model, resolve=True)
         assert cfg.pop("name") == name
+        assert cfg.pop("init") is None  # model.init (fine-tuning) is not a builder option
         if cfg.get("c_dim") == "auto":
             cfg["c_dim"] = 10  # the embedded Fashion-MNIST's classes
         if cfg.get("resolution") == "auto":  # the yaml follows the data: 28x28 grey Fashion-MNIST -> 32, 1

@@ -247,3 +247,13 @@ def test_download_caches_checks_and_says_where_to_put_a_file_offline(tmp_path, t
     missing = "http://127.0.0.1:9/ffhq.pkl"  # nothing listens on the discard port: as offline
     with pytest.raises(CheckpointError, match="put it at .*ffhq.pkl"):
         fetch(missing, cache_dir=tmp_path / "cache", timeout=5)
+
+
+def test_legacy_module_references_are_records_or_refused(tmp_path):
+    """Legacy torch.save stores nn.Module classes by reference (BigGAN-PyTorch's state_dict.pth config)."""
+    torch.save({"activation": torch.nn.ReLU(), "w": torch.ones(2)}, tmp_path / "s.pth",
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(UnsafeFileError, match="torch.nn.modules.activation.ReLU"):
+        load_torch(tmp_path / "s.pth")
+    out = load_torch(tmp_path / "s.pth", records=["torch.nn.modules.*"])
+    assert isinstance(out["activation"], Record) and torch.equal(out["w"], torch.ones(2))

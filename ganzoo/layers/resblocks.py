@@ -95,6 +95,9 @@ class DBlock(nn.Module):
     ``preactivation`` it is conv then pool (SAGAN ``block``), otherwise pool then conv (SAGAN
     ``optimized_block``, which is cheaper and is only used on the image). ``wide``: the hidden
     width is ``out_channels`` (SAGAN, BigGAN) instead of ``in_channels``.
+    ``activated_shortcut`` (with ``preactivation``): the shortcut takes ``act(x)`` instead of ``x``, as
+    StudioGAN's ``DiscBlock`` (``models/resnet.py``, ``big_resnet.py``) computes it: it keeps ``x0 = x``
+    and then applies an in-place ReLU, which rewrites the tensor ``x0`` names.
     """
 
     def __init__(
@@ -109,10 +112,12 @@ class DBlock(nn.Module):
         n_power_iterations: int = 1,
         activation: Activation = F.relu,
         wide: bool = True,
+        activated_shortcut: bool = False,
     ):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.downsample, self.preactivation = downsample, preactivation
+        self.activated_shortcut = activated_shortcut and preactivation
         self.activation = activation
         hidden = out_channels if wide else in_channels
         kw: dict[str, Any] = dict(sn=sn, sn_eps=sn_eps, n_power_iterations=n_power_iterations)
@@ -133,8 +138,9 @@ class DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.activation(x) if self.preactivation else x
+        sc = self.shortcut(h if self.activated_shortcut else x)
         h = self.conv2(self.activation(self.conv1(h)))
-        return self._down(h) + self.shortcut(x)
+        return self._down(h) + sc
 
     def extra_repr(self) -> str:
         return (

@@ -18,6 +18,12 @@ Training mode runs ``n_power_iterations`` updates of ``u`` in place (no gradient
 the numerator and ``sigma`` (Miyato et al. 2018, Sec. 2.2, eq. 12) exactly as in the official
 implementations. Eval mode never changes ``weight_u`` or ``weight_sigma``: the same iterations
 run from the stored ``u`` without storing the result, as BigGAN-PyTorch's ``power_iteration(update=False)``.
+
+:func:`set_sn_eval` ``(module, "stored")`` gives a layer ``torch.nn.utils.spectral_norm``'s eval rule instead
+(torch's ``SpectralNorm.compute_weight`` with ``do_power_iteration=False``): a third buffer ``weight_v``
+``[in * k * k]``, stored by every training-mode forward next to ``u``, and in eval mode ``sigma = u^T W v``
+from the stored pair without a further step. Imported checkpoints of torch-SN models (StudioGAN) use it to
+compute exactly the official function; the default (``"power_step"``) is unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _SN_KEYS = ("n_power_iterations", "sn_eps")
+SN_EVAL_MODES = ("power_step", "stored")
 
 
 class _SpectralNormMixin:
@@ -39,6 +46,7 @@ class _SpectralNormMixin:
     weight_sigma: torch.Tensor
     training: bool
     register_buffer: Any
+    sn_eval: str = "power_step"  # see set_sn_eval
 
     def _init_sn(self, n_power_iterations: int, sn_eps: float) -> None:
         if n_power_iterations < 1:
@@ -59,13 +67,18 @@ class _SpectralNormMixin:
             w = weight.to(dtype).reshape(weight.shape[0], -1)  # [out, in * k * k]
             with torch.no_grad():
                 u = self.weight_u.to(dtype)
-                # Eval mode runs the same iterations without storing u (BigGAN-PyTorch's
-                # power_iteration(update=False)), so sigma = ||W v|| from a fresh step in both modes.
-                for _ in range(self.n_power_iterations):
-                    v = F.normalize(w.t() @ u, dim=0, eps=self.sn_eps)  # [in * k * k]
-                    u = F.normalize(w @ v, dim=0, eps=self.sn_eps)  # [out]
+                if not self.training and self.sn_eval == "stored":
+                    v = self.weight_v.to(dtype)  # torch spectral_norm in eval mode: the stored u, v as they are
+                else:
+                    # Eval mode runs the same iterations without storing u (BigGAN-PyTorch's
+                    # power_iteration(update=False)), so sigma = ||W v|| from a fresh step in both modes.
+                    for _ in range(self.n_power_iterations):
+                        v = F.normalize(w.t() @ u, dim=0, eps=self.sn_eps)  # [in * k * k]
+                        u = F.normalize(w @ v, dim=0, eps=self.sn_eps)  # [out]
                 if self.training:
                     self.weight_u.copy_(u)
+                    if self.sn_eval == "stored":
+                        self.weight_v.copy_(v)
                 # Clones: the buffer may be updated in place by a later forward before backward.
                 u, v = u.clone(), v.clone()
             sigma = torch.dot(u, w @ v)  # [] differentiable in W only
@@ -73,8 +86,20 @@ class _SpectralNormMixin:
                 self.weight_sigma.copy_(sigma.detach())
             return (w / sigma).reshape(weight.shape).to(weight.dtype)
 
+    def set_sn_eval(self, mode: str) -> None:
+        """``"power_step"`` (default) or ``"stored"`` (adds the ``weight_v`` buffer), see the module docstring."""
+        if mode not in SN_EVAL_MODES:
+            raise ValueError(f"sn_eval={mode!r}; choose one of {SN_EVAL_MODES}")
+        self.sn_eval = mode
+        if mode == "stored" and "weight_v" not in self._buffers:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                w = self.weight.detach().float().reshape(self.weight.shape[0], -1)
+                v = F.normalize(w.t() @ self.weight_u.float(), dim=0, eps=self.sn_eps)
+            self.register_buffer("weight_v", v.to(self.weight_u.dtype))
+
     def _sn_repr(self) -> str:
-        return f"n_power_iterations={self.n_power_iterations}, sn_eps={self.sn_eps}"
+        stored = ", sn_eval='stored'" if self.sn_eval == "stored" else ""
+        return f"n_power_iterations={self.n_power_iterations}, sn_eps={self.sn_eps}{stored}"
 
 
 class SNConv2d(_SpectralNormMixin, nn.Conv2d):
@@ -124,6 +149,15 @@ class SNEmbedding(_SpectralNormMixin, nn.Embedding):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self._sn_repr()}"
+
+
+def set_sn_eval(module: nn.Module, mode: str) -> None:
+    """Set the eval-mode rule of every spectrally normalised layer in ``module`` (see the module docstring)."""
+    if mode not in SN_EVAL_MODES:
+        raise ValueError(f"sn_eval={mode!r}; choose one of {SN_EVAL_MODES}")
+    for m in module.modules():
+        if isinstance(m, _SpectralNormMixin):
+            m.set_sn_eval(mode)
 
 
 def _split(kw: dict[str, Any], sn: bool) -> dict[str, Any]:

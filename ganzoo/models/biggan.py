@@ -25,6 +25,12 @@ embedding (``shared: false``, the CIFAR script) is ``ccbn`` with two plain embed
 it is :class:`ConditionalBatchNorm2d` fed the one-hot label (a bias-free linear of a one-hot vector
 is that table lookup, with the same parameters), which also lets ``c`` be soft class weights.
 
+StudioGAN's ``big_resnet`` (imported by :mod:`ganzoo.pretrained.studiogan`) is this network with the
+options whose defaults are the above, set as: ``bn_eps = out_bn_eps = 1e-4`` (its ``ops.batchnorm_2d``),
+``channel_mults`` (its 64 px G widths differ from BigGAN-PyTorch's), ``sn_eval="stored"`` (torch
+``spectral_norm``'s eval rule, :func:`ganzoo.layers.spectral.set_sn_eval`) and D ``activated_shortcut``
+(its ``DiscBlock`` feeds ``relu(x)`` to the shortcut, :class:`~ganzoo.layers.resblocks.DBlock`).
+
 Objective: hinge loss (Sec. 3), ``d_repeats`` D steps per G step, Adam betas (0, 0.999), and the
 off-diagonal orthogonal regularisation of G (Sec. 3.1, eq. 3) with the shared embedding
 blacklisted. BigGAN-PyTorch adds ``2 * beta * (W W^T * (1 - I)) W`` to each weight's gradient
@@ -46,6 +52,7 @@ from ..bundle import Bundle, EMASpec, OptimizerSpec, StepContext, gan_bundle
 from ..errors import ConfigError
 from ..layers import ConditionalBatchNorm2d, SelfAttention2d, sn_conv2d, sn_linear
 from ..layers.resblocks import BatchNorm2dIgnoringY, DBlock, GBlock, ProjectionHead, init_weights
+from ..layers.spectral import set_sn_eval
 from ..losses import functional as L
 from ..losses.objectives import AdversarialObjective, optimizer_spec
 from ..registry import construct, register_model
@@ -122,6 +129,8 @@ class Generator(nn.Module):
         attn_res: output resolutions of the blocks followed by self-attention (``G_attn``).
         sn_eps, bn_eps: epsilons of the power iteration and of BatchNorm.
         init: ``ortho`` | ``N02`` | ``xavier``.
+        out_bn_eps: epsilon of the output BatchNorm; channel_mults: replaces ``G_CHANNELS[resolution]``;
+            sn_eval: ``power_step`` | ``stored`` (see the module docstring).
     """
 
     def __init__(
@@ -139,10 +148,18 @@ class Generator(nn.Module):
         sn_eps: float = 1e-6,
         bn_eps: float = 1e-5,
         init: str = "ortho",
+        out_bn_eps: float = 1e-5,
+        channel_mults: Sequence[int] | None = None,
+        sn_eval: str = "power_step",
     ):
         super().__init__()
         _check(resolution, G_CHANNELS, "G")
-        mults = G_CHANNELS[resolution]
+        mults = tuple(channel_mults) if channel_mults is not None else G_CHANNELS[resolution]
+        if len(mults) != len(G_CHANNELS[resolution]):
+            raise ConfigError(
+                f"model.G.channel_mults needs {len(G_CHANNELS[resolution])} entries at {resolution} px (the 4x4 "
+                f"input and one per up block), got {list(mults)}"
+            )
         self.num_blocks = len(mults) - 1
         self.z_dim, self.c_dim = int(z_dim), int(c_dim)
         self.img_resolution, self.img_channels = resolution, img_channels
@@ -187,9 +204,10 @@ class Generator(nn.Module):
              for i, r in enumerate(self.block_resolutions) if r in attn_res}
         )
         # BigGAN-PyTorch's output ``bn`` has gain/bias parameters and the default eps 1e-5.
-        self.out_bn = nn.BatchNorm2d(chans[-1], eps=1e-5)
+        self.out_bn = nn.BatchNorm2d(chans[-1], eps=out_bn_eps)
         self.out_conv = sn_conv2d(chans[-1], img_channels, 3, padding=1, sn_eps=sn_eps)
         biggan_init(self, init)
+        set_sn_eval(self, sn_eval)
 
     def class_vector(self, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
         """What the BNs see of the class, see :func:`class_vector`."""
@@ -254,6 +272,8 @@ class Discriminator(nn.Module):
         wide: bool = True,
         sn_eps: float = 1e-6,
         init: str = "ortho",
+        sn_eval: str = "power_step",
+        activated_shortcut: bool = False,
     ):
         super().__init__()
         _check(resolution, D_CHANNELS, "D")
@@ -263,7 +283,8 @@ class Discriminator(nn.Module):
         blocks, attention, res = [], {}, resolution
         for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
             down = i < n_down
-            blocks.append(DBlock(cin, cout, downsample=down, preactivation=i > 0, sn=True, sn_eps=sn_eps, wide=wide))
+            blocks.append(DBlock(cin, cout, downsample=down, preactivation=i > 0, sn=True, sn_eps=sn_eps, wide=wide,
+                                 activated_shortcut=activated_shortcut))
             res = res // 2 if down else res
             if res in attn_res:
                 attention[str(i)] = attention_block(cout, sn_eps)
@@ -272,6 +293,7 @@ class Discriminator(nn.Module):
         # SN linear + SN embedding projection (Miyato & Koyama 2018, eq. 3).
         self.head = ProjectionHead(chans[-1], c_dim, sn=True, sn_eps=sn_eps)
         biggan_init(self, init)
+        set_sn_eval(self, sn_eval)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         h = img

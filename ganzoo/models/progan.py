@@ -226,6 +226,10 @@ class DDownBlock(nn.Module):
 
     ``blur_filter`` (StyleGAN: ``[1, 2, 1]``) low-pass filters the features before downsampling,
     with 'same' padding as the official ``blur2d``.
+
+    ``act_before_downscale``: bias and leaky ReLU before the 2x2 average pooling instead of after it, as
+    ProGAN's ``D_paper`` computes with ``fused_scale=False`` (``networks.py``: ``Conv1`` then ``downscale2d``;
+    the networks converted from Theano use it). Default False: pooling first, as the fused ProGAN and StyleGAN.
     """
 
     def __init__(
@@ -235,6 +239,7 @@ class DDownBlock(nn.Module):
         *,
         fused_scale: bool = True,
         blur_filter: Sequence[float] | None = None,
+        act_before_downscale: bool = False,
     ):
         super().__init__()
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, gain=SQRT2)
@@ -244,10 +249,16 @@ class DDownBlock(nn.Module):
             self.blur: nn.Module = Blur(list(blur_filter), padding=(p0, taps - 1 - p0, p0, taps - 1 - p0))
         else:
             self.blur = nn.Identity()
-        self.conv1 = DownConv2d(in_channels, out_channels, 3, gain=SQRT2, fused=fused_scale)
+        self.act_before_downscale = bool(act_before_downscale)
+        if self.act_before_downscale:  # same parameters as DownConv2d (a subclass of EqualizedConv2d)
+            self.conv1: nn.Module = EqualizedConv2d(in_channels, out_channels, 3, gain=SQRT2)
+        else:
+            self.conv1 = DownConv2d(in_channels, out_channels, 3, gain=SQRT2, fused=fused_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = lrelu(self.conv0(x))
+        if self.act_before_downscale:
+            return avg_downsample(lrelu(self.conv1(self.blur(x))), 2)  # [N, C_out, H/2, W/2]
         return lrelu(self.conv1(self.blur(x)))  # [N, C_out, H/2, W/2]
 
 
@@ -292,6 +303,8 @@ class ProGANDiscriminator(nn.Module):
         mbstd_num_features: stddev feature maps appended (1 in both papers).
         fused_scale: conv + pooling as one strided conv (same function); ``"auto"`` = fused at >= 128x128.
         blur_filter: FIR filter applied before every downsampling conv (None = ProGAN, [1, 2, 1] = StyleGAN).
+        act_before_downscale: leaky ReLU before the average pooling (official ``D_paper`` with
+            ``fused_scale=False``, see :class:`DDownBlock`); default False.
     """
 
     def __init__(
@@ -306,6 +319,7 @@ class ProGANDiscriminator(nn.Module):
         mbstd_num_features: int = 1,
         fused_scale: bool | str = True,
         blur_filter: Sequence[float] | None = None,
+        act_before_downscale: bool = False,
     ):
         super().__init__()
         levels = num_levels(resolution)
@@ -329,7 +343,8 @@ class ProGANDiscriminator(nn.Module):
             res = 4 * 2**level
             fused = (res >= 128) if fused_scale == "auto" else bool(fused_scale)
             blocks.append(
-                DDownBlock(self.channels[level], self.channels[level - 1], fused_scale=fused, blur_filter=blur_filter)
+                DDownBlock(self.channels[level], self.channels[level - 1], fused_scale=fused, blur_filter=blur_filter,
+                           act_before_downscale=act_before_downscale)
             )
         self.blocks = nn.ModuleList(blocks)
 

@@ -19,6 +19,12 @@ Built as the authors' TensorFlow code (brain-research/self-attention-gan, ``gene
 * Hinge loss (eq. 5), TTUR (Sec. 4.2): Adam lr 1e-4 (G) and 4e-4 (D), betas (0, 0.9), one D
   step per G step. Xavier-uniform weights with zero biases (the code's ``xavier_initializer``).
 
+Imports of StudioGAN checkpoints (:mod:`ganzoo.pretrained.studiogan`) set options that default to
+the behaviour above: ``sn_eval="stored"`` (G and D; torch ``spectral_norm``'s eval rule, see
+:func:`ganzoo.layers.spectral.set_sn_eval`), D ``activated_shortcut=True`` (StudioGAN's ``DiscBlock``
+feeds ``relu(x)`` to its shortcut, see :class:`~ganzoo.layers.resblocks.DBlock`) and, for its SNGAN
+configs (``apply_g_sn: False``), G ``sn=False`` (plain convolutions and linears in G).
+
 EMA: the paper and the official code sample from the raw G; ganzoo keeps a G average for the
 sample grids (``trainer.ema=false`` gives the paper's setting). Its BN statistics and SN vectors
 are buffers, copied from G by ``update_ema``.
@@ -40,7 +46,7 @@ from ..errors import ConfigError
 from ..layers.attention import SelfAttention2d
 from ..layers.norms import ConditionalBatchNorm2d
 from ..layers.resblocks import BatchNorm2dIgnoringY, DBlock, GBlock, ProjectionHead, init_weights
-from ..layers.spectral import sn_conv2d, sn_linear
+from ..layers.spectral import set_sn_eval, sn_conv2d, sn_linear
 from ..losses.objectives import AdversarialObjective, optimizer_spec
 from ..registry import construct, register_model
 
@@ -89,6 +95,8 @@ class SAGANGenerator(nn.Module):
         out_bn_momentum: float = 0.0001,
         sn_eps: float = 1e-12,
         init: str = "xavier",
+        sn_eval: str = "power_step",
+        sn: bool = True,
     ):
         super().__init__()
         if not is_power_of_two(resolution // bottom) or resolution % bottom or resolution <= bottom:
@@ -109,7 +117,8 @@ class SAGANGenerator(nn.Module):
         self.bottom, self.cbn = bottom, cbn
         chans = [base_channels * m for m in channel_mults]
         self.channels = chans
-        sn = dict(sn_eps=sn_eps)
+        use_sn = sn
+        sn = dict(sn_eps=sn_eps, sn=use_sn)
 
         norm: Callable[[int], nn.Module]
         if c_dim == 0:
@@ -118,7 +127,7 @@ class SAGANGenerator(nn.Module):
             norm = functools.partial(ConditionalBatchNorm2d, num_classes=c_dim, eps=bn_eps, momentum=bn_momentum)
         else:
             norm = functools.partial(
-                ConditionalBatchNorm2d, cond_dim=c_dim, spectral_norm=True, sn_eps=sn_eps, eps=bn_eps,
+                ConditionalBatchNorm2d, cond_dim=c_dim, spectral_norm=use_sn, sn_eps=sn_eps, eps=bn_eps,
                 momentum=bn_momentum,
             )
 
@@ -128,13 +137,14 @@ class SAGANGenerator(nn.Module):
         self.attn_after = _check_attn(attn_resolution, block_res, chans[1:], "model.G")
         self.attn_resolution = block_res[self.attn_after] if self.attn_after >= 0 else None
         self.attn = (
-            SelfAttention2d(chans[self.attn_after + 1], spectral_norm=True, sn_eps=sn_eps)
+            SelfAttention2d(chans[self.attn_after + 1], spectral_norm=use_sn, sn_eps=sn_eps)
             if self.attn_after >= 0
             else None
         )
         self.out_bn = nn.BatchNorm2d(chans[-1], eps=bn_eps, momentum=out_bn_momentum)
         self.out_conv = sn_conv2d(chans[-1], img_channels, 3, padding=1, **sn)
         init_weights(self, init)
+        set_sn_eval(self, sn_eval)
 
     def class_embedding(self, c: torch.Tensor) -> torch.Tensor:
         """Class weights ``[N, c_dim]`` (one-hot) that ``forward(z, embedding=...)`` takes; every
@@ -185,6 +195,8 @@ class SAGANDiscriminator(nn.Module):
         attn_resolution: int | None = 32,
         sn_eps: float = 1e-12,
         init: str = "xavier",
+        sn_eval: str = "power_step",
+        activated_shortcut: bool = False,
     ):
         super().__init__()
         downs = list(downsample) if downsample is not None else [True] * (len(channel_mults) - 1) + [False]
@@ -206,7 +218,7 @@ class SAGANDiscriminator(nn.Module):
         sn = dict(sn_eps=sn_eps)
         # The first block must not start with a ReLU on the image (SAGAN's ``optimized_block``).
         self.blocks = nn.ModuleList(
-            DBlock(a, b, downsample=d, preactivation=i > 0, **sn)
+            DBlock(a, b, downsample=d, preactivation=i > 0, activated_shortcut=activated_shortcut, **sn)
             for i, (a, b, d) in enumerate(zip(chans[:-1], chans[1:], downs))
         )
         block_res, r = [], resolution
@@ -222,6 +234,7 @@ class SAGANDiscriminator(nn.Module):
         )
         self.head = ProjectionHead(chans[-1], c_dim, **sn)
         init_weights(self, init)
+        set_sn_eval(self, sn_eval)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if self.c_dim > 0 and c is None:

@@ -145,7 +145,9 @@ class MappingNetwork(nn.Module):
         w_avg_beta: float | None = 0.995,
     ):
         super().__init__()
-        if num_layers < 1:
+        # A label-only mapping (z_dim=0) may have no layers: the official MappingNetwork then returns the
+        # normalised label embedding (the D label mapping of StyleGAN2-ADA TensorFlow networks, mapping_layers=0).
+        if num_layers < 1 and not (num_layers == 0 and z_dim <= 0):
             raise ConfigError(f"the mapping network needs at least one layer, got num_layers={num_layers}")
         if z_dim <= 0 and c_dim <= 0:
             raise ConfigError("the mapping network needs z_dim > 0 or c_dim > 0")

@@ -27,6 +27,12 @@ What is built, and where the paper is read one way among several (see docs/model
   with fixed weights (no adaptive weight), through ``ganzoo.losses.autoencoder.AutoencoderObjective``.
   The logit-Laplace term is optional (``loss.logit_laplace_weight``; 0 by default as in the
   re-implementation's configs; Parti later dropped it).
+- **Imported checkpoints** (``ganzoo.pretrained.enhancing``): enhancing-transformers' ViTVQ
+  (``enhancing/modules/stage1/layers.py``) differs from the paper's text; per encoder / decoder,
+  ``mlp_act="tanh"`` (its blocks' MLP), ``qkv_bias=False``, ``norm_eps=1e-5`` (its ``nn.LayerNorm``),
+  ``head="none"`` (its encoder ends at the final LayerNorm) and ``head="linear"`` (its decoder's
+  ``to_pixel``, a ``ConvTranspose2d`` with kernel = stride = patch, is one linear map per token) build
+  its function; the defaults are the paper's.
 - **Sizes** (Table 1): Small = 8 blocks, 8 heads, width 512, MLP 2048; Base = 12 blocks, 12 heads,
   width 768, MLP 3072; the encoder and decoder have the same size (``vit_vqgan_small`` /
   ``vit_vqgan_base``).
@@ -34,6 +40,7 @@ What is built, and where the paper is read one way among several (see docs/model
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -48,6 +55,8 @@ from ..registry import construct, register_model
 from .stylegan2 import Discriminator
 
 POS_EMBEDS = ("sincos", "learned")
+MLP_ACTS = {"gelu": nn.GELU, "tanh": nn.Tanh}
+HEADS = ("tanh_mlp", "linear", "none")
 
 
 # -- positions ---------------------------------------------------------------------------------------
@@ -109,10 +118,21 @@ def _check_vit(resolution: int, patch_size: int, dim: int, heads: int, mlp_dim: 
     return resolution // patch_size
 
 
-def _blocks(dim: int, depth: int, heads: int, mlp_dim: int) -> nn.Sequential:
+def _blocks(dim: int, depth: int, heads: int, mlp_dim: int, *, mlp_act: str = "gelu", qkv_bias: bool = True,
+            norm_eps: float | None = None) -> nn.Sequential:
+    """``depth`` pre-norm timm blocks. ``mlp_act``, ``qkv_bias`` and ``norm_eps`` (None: timm's 1e-6) exist
+    for imported enhancing-transformers checkpoints (``enhancing/modules/stage1/layers.py``: ``FeedForward``
+    uses Tanh, ``Attention.to_qkv`` has no bias, ``PreNorm`` is ``nn.LayerNorm`` with eps 1e-5)."""
     if depth < 1:
         raise ConfigError(f"a ViT needs depth >= 1, got {depth}")
-    blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio=mlp_dim / dim, qkv_bias=True) for _ in range(depth)])
+    if mlp_act not in MLP_ACTS:
+        raise ConfigError(f"mlp_act must be one of {sorted(MLP_ACTS)}, got {mlp_act!r}")
+    extra: dict[str, Any] = {"act_layer": MLP_ACTS[mlp_act]}
+    if norm_eps is not None:
+        extra["norm_layer"] = partial(nn.LayerNorm, eps=float(norm_eps))
+    blocks = nn.Sequential(
+        *[Block(dim, heads, mlp_ratio=mlp_dim / dim, qkv_bias=bool(qkv_bias), **extra) for _ in range(depth)]
+    )
     hidden = blocks[0].mlp.fc1.out_features
     if hidden != mlp_dim:  # timm computes int(dim * mlp_ratio)
         raise ConfigError(f"mlp_dim={mlp_dim} cannot be expressed with width {dim}; got {hidden}")
@@ -122,6 +142,21 @@ def _blocks(dim: int, depth: int, heads: int, mlp_dim: int) -> nn.Sequential:
 def _tanh_head(dim: int, hidden: int, out: int) -> nn.Sequential:
     """The two-layer feed-forward output with tanh in the middle (Sec. 3.1); linear output."""
     return nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, out))
+
+
+def _head(kind: str, dim: int, hidden: int, out: int, where: str) -> nn.Module:
+    """The output head: ``tanh_mlp`` (the paper's, default), ``linear`` (one linear map per token: the
+    enhancing-transformers decoder's ``to_pixel``, a ``ConvTranspose2d`` with kernel = stride = patch) or
+    ``none`` (its encoder, whose output is the final LayerNorm's; needs ``out == dim``)."""
+    if kind not in HEADS:
+        raise ConfigError(f"{where}: head must be one of {HEADS}, got {kind!r}")
+    if kind == "tanh_mlp":
+        return _tanh_head(dim, hidden, out)
+    if kind == "linear":
+        return nn.Sequential(nn.Linear(dim, out))
+    if out != dim:
+        raise ConfigError(f"{where}: head='none' needs the output width {out} to equal the model width {dim}")
+    return nn.Identity()
 
 
 def vit_init(module: nn.Module) -> None:
@@ -156,14 +191,18 @@ class ViTEncoder(nn.Module):
         mlp_dim: int = 2048,
         head_dim: int | None = None,
         pos_embed: str = "sincos",
+        head: str = "tanh_mlp",
+        mlp_act: str = "gelu",
+        qkv_bias: bool = True,
+        norm_eps: float | None = None,
     ):
         super().__init__()
         self.grid = _check_vit(resolution, patch_size, dim, heads, mlp_dim, "model.G.encoder")
         self.patch_embed = nn.Conv2d(img_channels, dim, patch_size, stride=patch_size)
         self.pos = PositionEmbedding(pos_embed, dim, self.grid)
-        self.blocks = _blocks(dim, depth, heads, mlp_dim)
+        self.blocks = _blocks(dim, depth, heads, mlp_dim, mlp_act=mlp_act, qkv_bias=qkv_bias, norm_eps=norm_eps)
         self.norm = nn.LayerNorm(dim)
-        self.head = _tanh_head(dim, head_dim or mlp_dim, out_dim)
+        self.head = _head(head, dim, head_dim or mlp_dim, out_dim, "model.G.encoder")
         self.apply(vit_init)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -190,16 +229,22 @@ class ViTDecoder(nn.Module):
         mlp_dim: int = 2048,
         head_dim: int | None = None,
         pos_embed: str = "sincos",
+        head: str = "tanh_mlp",
+        mlp_act: str = "gelu",
+        qkv_bias: bool = True,
+        norm_eps: float | None = None,
     ):
         super().__init__()
         self.grid = _check_vit(resolution, patch_size, dim, heads, mlp_dim, "model.G.decoder")
+        if head == "none":
+            raise ConfigError("model.G.decoder: head must be 'tanh_mlp' or 'linear' (it maps tokens to pixels)")
         self.patch_size, self.img_channels = patch_size, img_channels
         # Only when the code space and the decoder width differ (e.g. Small encoder, Large decoder).
         self.proj_in = nn.Linear(in_dim, dim) if in_dim != dim else nn.Identity()
         self.pos = PositionEmbedding(pos_embed, dim, self.grid)
-        self.blocks = _blocks(dim, depth, heads, mlp_dim)
+        self.blocks = _blocks(dim, depth, heads, mlp_dim, mlp_act=mlp_act, qkv_bias=qkv_bias, norm_eps=norm_eps)
         self.norm = nn.LayerNorm(dim)
-        self.head = _tanh_head(dim, head_dim or mlp_dim, patch_size * patch_size * img_channels)
+        self.head = _head(head, dim, head_dim or mlp_dim, patch_size * patch_size * img_channels, "model.G.decoder")
         self.apply(vit_init)
 
     @property

@@ -225,6 +225,7 @@ def _base_allow() -> dict[tuple[str, str], Any]:
     for name in ("dict", "list", "tuple", "set", "frozenset", "bytearray", "slice", "complex", "bytes", "str",
                  "int", "float", "bool", "object"):
         allow[("builtins", name)] = allow[("__builtin__", name)] = getattr(__import__("builtins"), name)
+    allow[("__builtin__", "long")], allow[("__builtin__", "unicode")] = int, str
     for name, dtype in _STORAGE_DTYPES.items():
         allow[("torch", name)] = _StorageType(dtype)
     for name in dir(torch):
@@ -322,7 +323,8 @@ def _read_zip(fh: IO[bytes], *, allow: Mapping[tuple[str, str], Any], records: I
         archive = zipfile.ZipFile(fh)
         names = archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{where} is a damaged zip archive ({err}): the download or copy was cut short") from err
+        raise CheckpointError(f"{where} is a damaged zip archive ({err}); a torch.save zip archive was expected: the "
+                              "download or copy was cut short") from err
     pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
     if not pkl:
         raise CheckpointError(f"{where} is a zip archive but not a torch.save file (no <name>/data.pkl inside)")
@@ -375,6 +377,8 @@ def _read_legacy(fh: IO[bytes], *, allow: Mapping[tuple[str, str], Any], records
     found: dict[str, tuple[torch.dtype, int]] = {}
 
     def placeholder(pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            return pid[1]  # a module class saved by reference: it already went through find_class (record or refusal)
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
             raise UnsafeFileError(f"{where} holds an unknown persistent reference {pid!r:.80}")
         stype, key, numel = pid[1], str(pid[2]), int(pid[4])
@@ -400,6 +404,8 @@ def _read_legacy(fh: IO[bytes], *, allow: Mapping[tuple[str, str], Any], records
     end = fh.tell()
 
     def storage(pid: Any) -> Any:
+        if pid[0] == "module":
+            return pid[1]
         key, view = str(pid[2]), pid[5]
         if key not in data:
             raise CheckpointError(f"{where} refers to storage {key}, which the file does not hold: it is corrupt")

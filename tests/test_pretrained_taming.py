@@ -1,0 +1,185 @@
+"""taming-transformers Lightning checkpoints -> ganzoo runs reproduce the official outputs.
+
+The fixtures (scripts/make_pretrained_fixtures_taming.py) are real ``Trainer.save_checkpoint`` files of a tiny
+``VQModel`` (with its PatchGAN and LPIPS loss) and a tiny class-conditional ``Net2NetTransformer``, laid out as
+taming's log folders (``checkpoints/last.ckpt`` + ``configs/<time>-project.yaml``), with the outputs of the
+official code on fixed inputs.
+"""
+
+from __future__ import annotations
+
+import lzma
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+
+from ganzoo.errors import CheckpointError
+from ganzoo.models.vq_prior import prefix_tokens
+from ganzoo.pretrained import base, taming
+from ganzoo.pretrained.run_folder import write_run
+from ganzoo.pretrained.safe_pickle import UnsafeFileError, load_torch
+from ganzoo.runtime import build_bundle
+from ganzoo.training.checkpoint import load_module_weights, load_snapshot
+
+from .conftest import compose
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pretrained" / "taming"
+TOL = dict(rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The fixture runs, with their checkpoints decompressed (kept as .xz in the repository)."""
+    root = tmp_path_factory.mktemp("taming")
+    out = {}
+    for run in ("vqgan", "cin_transformer"):
+        shutil.copytree(FIXTURES / run / "configs", root / run / "configs")
+        (root / run / "checkpoints").mkdir(parents=True)
+        ckpt = root / run / "checkpoints" / "last.ckpt"
+        with lzma.open(FIXTURES / run / "checkpoints" / "last.ckpt.xz") as src, open(ckpt, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        out[run] = ckpt
+    return out
+
+
+@pytest.fixture(scope="module")
+def ref() -> dict[str, torch.Tensor]:
+    return load_file(str(FIXTURES / "outputs.safetensors"))
+
+
+def _built(conv: base.Converted):
+    """Build the converted preset as the writer does (the converter's numbers over conf/model/<preset>.yaml)."""
+    cfg = compose([f"model={conv.model}", "data=folder"]).model
+    cfg = OmegaConf.to_container(OmegaConf.merge(cfg, OmegaConf.create(conv.model_config)), resolve=True)
+    bundle = build_bundle(cfg)
+    for name, sd in conv.weights.items():
+        load_module_weights(bundle.modules[name], sd, what=name)
+    return bundle
+
+
+def _check_vq(G, D, ref: dict[str, torch.Tensor]) -> None:
+    G.eval()
+    with torch.no_grad():
+        q = G.encode(ref["vq.x"])
+        assert torch.equal(q.indices, ref["vq.indices"])
+        rec = G.decode(q.z_q)
+        torch.testing.assert_close(rec, ref["vq.rec"], **TOL)
+        torch.testing.assert_close(q.loss.reshape(1), ref["vq.qloss"], **TOL)
+        torch.testing.assert_close(G.decode_indices(ref["vq.codes"]), ref["vq.dec"], **TOL)
+        if D is not None:
+            D.eval()
+            torch.testing.assert_close(D(ref["vq.x"]), ref["vq.d_real"], **TOL)
+            torch.testing.assert_close(D(rec), ref["vq.d_rec"], **TOL)
+
+
+def test_vqmodel_run_reproduces_taming(files, ref, tmp_path):
+    spec, conv = base.convert_file(files["vqgan"])  # auto-detected
+    assert spec.name == "taming" and conv.model == "vqgan"
+    g = conv.model_config["G"]
+    assert (conv.model_config["resolution"], g["ch"], g["ch_mult"], g["attn_resolutions"], g["z_channels"],
+            g["embed_dim"], g["n_embed"]) == (16, 32, [1, 2], [8], 16, 8, 32)
+    assert conv.model_config["D"] == {"ndf": 8, "n_layers": 2}
+    assert any("perceptual_loss" in f and "dropped" in f for f in conv.found)
+    run = write_run(conv, tmp_path / "run", spec=spec, source=files["vqgan"], sha256="0" * 64)
+    snap = load_snapshot(run)
+    bundle = build_bundle(OmegaConf.to_container(OmegaConf.create(snap.metadata["model_config"]), resolve=True))
+    for name in ("G", "D"):
+        load_module_weights(bundle.modules[name], snap.weights[name], what=name)
+    _check_vq(bundle.modules["G"], bundle.modules["D"], ref)
+
+
+def test_vqmodel_without_config_reads_the_numbers_from_the_weights(files, ref, tmp_path):
+    bare = tmp_path / "alone" / "ckpts" / "last.ckpt"  # no config beside it, nor one folder up
+    bare.parent.mkdir(parents=True)
+    shutil.copy(files["vqgan"], bare)
+    conv = base.convert_file(bare, "taming")[1]
+    assert conv.model_config["resolution"] == 256 and conv.model_config["G"]["attn_resolutions"] == [128]
+    assert any("assumed 256" in n for n in conv.notes)
+    bundle = _built(conv)
+    _check_vq(bundle.modules["G"], bundle.modules["D"], ref)
+
+
+def test_hyper_parameters_with_omegaconf_objects_are_read(files, tmp_path, monkeypatch):
+    """A checkpoint whose module saved its hyper-parameters (omegaconf objects) needs no separate config, and
+    Lightning classes in it are read as inert records (the module named in the file does not exist here)."""
+    sd = load_torch(files["vqgan"])["state_dict"]
+    params = OmegaConf.load(next((files["vqgan"].parents[1] / "configs").glob("*.yaml"))).model.params
+    # pytorch_lightning 1.0 keyed ``callbacks`` by the callback's class: a stand-in class under Lightning's name,
+    # importable only while the file is written.
+    names = ("pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.callbacks.model_checkpoint")
+    old_cb = type("ModelCheckpoint", (), {"__module__": names[-1]})
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules[names[-1]].ModelCheckpoint = old_cb
+    path = tmp_path / "hp.ckpt"
+    torch.save({"state_dict": sd, "hyper_parameters": params, "pytorch-lightning_version": "1.0.8",
+                "callbacks": {old_cb: {"best_model_score": torch.tensor(0.5)}}}, path)
+    for name in names:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(UnsafeFileError, match="pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"):
+        load_torch(path, records=["omegaconf.*", "typing.*"], allow=taming.ALLOW)  # not named as a record: refused
+    conv = base.convert_file(path, "taming")[1]
+    assert conv.model_config["resolution"] == 16 and conv.model_config["G"]["attn_resolutions"] == [8]
+    assert conv.model_config["loss"]["disc_start"] == 10001 and conv.source_info["config"] == "hyper_parameters"
+    assert conv.source_info["pytorch_lightning_version"] == "1.0.8"
+
+
+def test_transformer_run_reproduces_taming(files, ref, tmp_path):
+    spec, conv = base.convert_file(files["cin_transformer"])
+    assert spec.name == "taming" and conv.model == "vqgan_prior" and conv.stage1.model == "vqgan"
+    assert conv.model_config["c_dim"] == 10 and conv.model_config["cond_tokens"] == "shared"
+    assert not any(k.endswith("attn.mask") for k in conv.weights["prior"])
+    run = write_run(conv, tmp_path / "run", spec=spec, source=files["cin_transformer"], sha256="0" * 64)
+    assert (run / "stage1" / "config.yaml").exists()
+    snap = load_snapshot(run)
+    bundle = build_bundle(OmegaConf.to_container(OmegaConf.create(snap.metadata["model_config"]), resolve=True))
+    for name in ("prior", "tokenizer"):
+        load_module_weights(bundle.modules[name], snap.weights[name], what=name)
+    gpt, tok = bundle.modules["prior"].eval(), bundle.modules["tokenizer"]
+    with torch.no_grad():
+        codes = tok.encode(ref["tr.x"]).flatten(1)
+        assert torch.equal(codes, ref["tr.indices"])
+        prefix = prefix_tokens(ref["tr.c"], 2, cond_tokens="shared", n_embed=32)
+        torch.testing.assert_close(gpt(torch.cat([prefix, codes[:, :-1]], 1)), ref["tr.logits_img"], **TOL)
+        seq = ref["tr.seq"]
+        torch.testing.assert_close(gpt(torch.cat([prefix, seq[:, :-1]], 1)), ref["tr.logits_seq"], **TOL)
+
+
+def test_transformer_needs_its_config(files, tmp_path):
+    bare = tmp_path / "alone" / "ckpts" / "last.ckpt"  # no config beside it, nor one folder up
+    bare.parent.mkdir(parents=True)
+    shutil.copy(files["cin_transformer"], bare)
+    with pytest.raises(CheckpointError, match="needs its config"):
+        base.convert_file(bare, "taming")
+
+
+def test_a_config_of_another_model_is_refused(files, tmp_path):
+    ckpt = tmp_path / "last.ckpt"
+    shutil.copy(files["vqgan"], ckpt)
+    cfg = OmegaConf.load(next((files["vqgan"].parents[1] / "configs").glob("*.yaml")))
+    cfg.model.params.ddconfig.ch = 128
+    OmegaConf.save(cfg, tmp_path / "last.ckpt.yaml")
+    with pytest.raises(CheckpointError, match="ch=128"):
+        base.convert_file(ckpt, "taming")
+
+
+def test_truncated_and_wrong_files_are_refused(files, tmp_path):
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(files["vqgan"].read_bytes()[:200_000])
+    with pytest.raises(CheckpointError, match="cut short"):
+        base.convert_file(cut, "taming")
+    wrong = tmp_path / "wrong.ckpt"
+    torch.save({"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(2)}}, wrong)
+    assert not base.formats()["taming"].sniff(wrong)
+    with pytest.raises(CheckpointError, match="neither a taming VQModel"):
+        base.convert_file(wrong, "taming")
+    other = tmp_path / "other.ckpt"
+    torch.save([1, 2, 3], other)
+    with pytest.raises(CheckpointError, match="expected a PyTorch Lightning checkpoint"):
+        base.convert_file(other, "taming")
