@@ -25,20 +25,26 @@ COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct", "import
 
 # -- train ---------------------------------------------------------------------------------------
 def _resume_in_place(argv: list[str]) -> list[str]:
-    """``trainer.resume=RUN`` without ``hydra.run.dir``: continue in RUN's own folder, not a new one."""
-    if any(a.startswith(("hydra.run.dir=", "-m", "--multirun")) for a in argv):
+    """``trainer.resume=RUN`` without ``hydra.run.dir``: continue in RUN's own folder, not a new one, without
+    Hydra's ``.hydra/`` files (they keep the run's first command; ``commands.log`` has them all). A resume
+    path with nothing to resume is refused here, before Hydra writes anything."""
+    if any(a.startswith(("-m", "--multirun")) for a in argv):
         return argv
     values = [a.split("=", 1)[1] for a in argv if a.startswith("trainer.resume=")]
     if not values or values[-1] in ("", "null"):
         return argv
-    from .training.resume import run_folder
+    from .training.resume import check_resume_path, run_folder
 
+    check_resume_path(values[-1])
+    if any(a.startswith("hydra.run.dir=") for a in argv):
+        return argv
     run = run_folder(values[-1])
     if run is None:
         return argv
     text = str(run.resolve())
     quoted = text if all(c.isalnum() or c in "/._-+:" for c in text) else "'" + text.replace("'", "\\'") + "'"
-    return [*argv, f"hydra.run.dir={quoted}"]
+    keep_hydra = [] if any(a.startswith("hydra.output_subdir=") for a in argv) else ["hydra.output_subdir=null"]
+    return [*argv, f"hydra.run.dir={quoted}", *keep_hydra]
 
 
 def _train(argv: list[str]) -> int:
@@ -52,7 +58,7 @@ def _train(argv: list[str]) -> int:
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def app(cfg: DictConfig) -> None:
-        from .training.resume import merge_for_resume
+        from .training.resume import merge_for_resume, record_command, resume_hint
         from .training.signals import describe, exit_code_for
         from .training.trainer import Trainer
 
@@ -63,6 +69,8 @@ def _train(argv: list[str]) -> int:
             # A resumed run takes its own config; the command line changes only the keys it names.
             cfg = merge_for_resume(cfg, list(hydra_cfg.overrides.task))
             trainer = Trainer(cfg, run_dir)
+            if trainer.is_main:  # every check passed: the run's history of commands (appended, never rewritten)
+                record_command(run_dir, argv)
             summary = trainer.fit()
         except GanzooError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -73,7 +81,7 @@ def _train(argv: list[str]) -> int:
                 print("interrupted during start-up: nothing was trained or written.", file=sys.stderr)
             else:
                 print(f"aborted at step {trainer.step}: a checkpoint being written was discarded, earlier ones are "
-                      f"intact. Continue with: ganzoo train trainer.resume={run_dir}", file=sys.stderr)
+                      f"intact. {resume_hint(run_dir)}", file=sys.stderr)
             result["rc"] = EXIT_INTERRUPTED
             return
         if summary["stopped"]:

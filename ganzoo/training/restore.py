@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
 from ..errors import CheckpointError, ConfigError
-from .checkpoint import find_resumable, load_module_weights, load_snapshot, newest_finite_snapshot, nonfinite_keys
+from .checkpoint import (
+    find_resumable,
+    load_module_weights,
+    load_snapshot,
+    newest_finite_snapshot,
+    nonfinite_keys,
+    set_aside_later_snapshots,
+)
 from .resume import exactness_differences, state_problem
 
 if TYPE_CHECKING:
@@ -20,11 +30,13 @@ __all__ = ["restore_run"]
 
 def restore_run(trainer: Trainer, path: str) -> None:
     """Load the snapshot ``path`` names (a run folder or file) into ``trainer``: weights, EMA, optimizers,
-    objective and precision state, step, images seen and RNG; refuse what would not continue exactly."""
+    objective and precision state, step, images seen, training time and RNG; refuse what would not continue
+    exactly. Snapshots of the run written after the one resumed from (an abandoned continuation) are moved
+    aside once every check has passed, so pruning never takes the snapshot the run started from."""
     snap_path = find_resumable(path)
     if snap_path is None:
-        print(f"warning: {path!r} holds no complete checkpoint yet (its first checkpoint write was interrupted); "
-              "this run starts from the beginning.", file=sys.stderr, flush=True)
+        print(f"warning: {path!r} holds no complete checkpoint yet (none was written, or the first write was "
+              "interrupted): this run starts from the beginning, with the run's config.", file=sys.stderr, flush=True)
         return
     snap = load_snapshot(snap_path)
     if "import" in snap.metadata:
@@ -103,7 +115,37 @@ def restore_run(trainer: Trainer, path: str) -> None:
     trainer.images_seen = int(state["images_seen"])
     trainer._restored_rng = state.get("rng")
     trainer.best = state.get("best")
+    trainer._time_offset = float(state.get("train_time_s", 0.0))  # absent in files written before it was saved
+    trainer._wall_offset = float(state.get("wall_time_s", trainer._time_offset))
     trainer.resumed_from = snap.path
+    if trainer.is_main and _same_folder(snap.path.parent, trainer.run_dir / "checkpoints"):
+        moved = set_aside_later_snapshots(snap.path, images_seen=trainer.images_seen, step=trainer.step)
+        if moved is not None:
+            folder, names = moved
+            _keep_abandoned_records(trainer.run_dir, folder, trainer.images_seen)
+            print(f"warning: resuming from {snap.path.name} ({trainer.images_seen} images) abandons the later "
+                  f"{', '.join(names)}: moved to {folder} (nothing was deleted; remove that folder when it is no "
+                  "longer needed).", file=sys.stderr, flush=True)
+
+
+def _keep_abandoned_records(run_dir: Path, folder: Path, images_seen: int) -> None:
+    """Beside the abandoned snapshots: a copy of ``metrics.jsonl`` (the resumed run drops its records past the
+    snapshot) and the sample grids drawn after it."""
+    if (run_dir / "metrics.jsonl").exists():
+        shutil.copyfile(run_dir / "metrics.jsonl", folder / "metrics.jsonl")
+    grids = [p for p in (run_dir / "samples").glob("fakes_*.png")
+             if (m := re.fullmatch(r"fakes_(\d+)\.png", p.name)) and int(m.group(1)) > images_seen]
+    if grids:
+        (folder / "samples").mkdir(exist_ok=True)
+        for p in grids:
+            p.replace(folder / "samples" / p.name)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _dict_diff(a: Any, b: Any, prefix: str = "model") -> str:

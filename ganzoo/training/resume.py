@@ -4,10 +4,17 @@
 ``RUN/config.yaml``): only the keys given on the command line change. Changing a setting that
 decides which images are drawn or how the numbers are computed (:data:`EXACT_KEYS`) would silently
 turn "continue exactly" into another run, so it needs ``trainer.resume_force=true``.
+
+A resume is checked before Hydra starts (:func:`check_resume_path`), and an in-place resume runs
+with ``hydra.output_subdir=null``: a refused command writes nothing, and ``RUN/.hydra/`` keeps the
+run's first command. Every command that starts training is appended to ``RUN/commands.log``
+(:func:`record_command`), the run's history.
 """
 
 from __future__ import annotations
 
+import shlex
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,13 @@ EXACT_KEYS = ("seed", "data", "trainer.batch_size", "trainer.accumulate", "train
 GROUPS = ("model", "data", "trainer", "logger", "augment")
 
 
+def _run_config_file(path: Path) -> Path | None:
+    """``config.yaml`` of the run a resume path (run folder, checkpoints/ or snapshot file) belongs to."""
+    run_dir = path if path.is_dir() else path.parent.parent
+    run_dir = run_dir.parent if run_dir.name == "checkpoints" else run_dir
+    return run_dir / "config.yaml" if (run_dir / "config.yaml").exists() else None
+
+
 def saved_config(resume: str | Path) -> DictConfig | None:
     """The config a run was trained with: from the snapshot to resume, else the run's config.yaml."""
     path = Path(resume).expanduser()
@@ -30,11 +44,46 @@ def saved_config(resume: str | Path) -> DictConfig | None:
         yaml_text = read_metadata(snap).get("config")
         if yaml_text:
             return OmegaConf.create(yaml_text)
-    run_dir = path if path.is_dir() else path.parent.parent
-    run_dir = run_dir.parent if run_dir.name == "checkpoints" else run_dir
-    if (run_dir / "config.yaml").exists():
-        return OmegaConf.load(run_dir / "config.yaml")
-    return None
+    config_file = _run_config_file(path)
+    return OmegaConf.load(config_file) if config_file is not None else None
+
+
+def check_resume_path(resume: str | Path) -> None:
+    """Refuse a ``trainer.resume`` that names nothing to resume: a missing path, or a folder with neither a
+    checkpoint nor a ``config.yaml`` (training it would start the default model in a new folder)."""
+    path = Path(resume).expanduser()
+    if not path.exists():
+        raise CheckpointError(
+            f"trainer.resume={str(resume)!r} does not exist. Pass a run folder (it holds config.yaml and "
+            "checkpoints/), its checkpoints/ folder or a snapshot-*.safetensors file."
+        )
+    if path.is_dir() and find_resumable(path) is None and _run_config_file(path) is None:
+        raise CheckpointError(
+            f"trainer.resume={str(resume)!r} is not a ganzoo run folder: it holds no checkpoint "
+            "(checkpoints/snapshot-*.safetensors) and no config.yaml, so there is nothing to resume. Pass the run "
+            "folder `ganzoo train` printed (runs/<date>_<time>_<model>_<data>), or drop trainer.resume to start "
+            "a new run."
+        )
+
+
+def record_command(run_dir: Path, argv: Sequence[str]) -> None:
+    """Append ``ganzoo train <argv>`` with the UTC time to ``run_dir/commands.log`` (never rewritten)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}  ganzoo train {shlex.join(argv)}\n"
+    with open(run_dir / "commands.log", "a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
+def resume_hint(run_dir: Path) -> str:
+    """What ``ganzoo train trainer.resume=<run_dir>`` will do, for a message after a stop."""
+    try:
+        snap = find_resumable(run_dir)
+    except CheckpointError:
+        snap = None
+    if snap is None:
+        return (f"No checkpoint was completed, so there is nothing to continue from: `ganzoo train "
+                f"trainer.resume={run_dir}` starts this run again from the beginning, with its config.")
+    return f"Continue from {snap.name} with: ganzoo train trainer.resume={run_dir}"
 
 
 def run_folder(resume: str | Path) -> Path | None:
@@ -81,6 +130,7 @@ def merge_for_resume(composed: DictConfig, overrides: Sequence[str]) -> DictConf
     resume = composed.trainer.get("resume")
     if not resume:
         return composed
+    check_resume_path(str(resume))
     saved = saved_config(str(resume))
     if saved is None:
         return composed
@@ -143,6 +193,9 @@ def state_problem(state: Any, optimizers: Mapping[str, Any]) -> str | None:
         return f"no {', '.join(missing)}"
     if not all(isinstance(state[k], int) and state[k] >= 0 for k in ("step", "images_seen")):
         return "step and images_seen must be non-negative integers"
+    if any(k in state and not (isinstance(state[k], (int, float)) and state[k] >= 0)
+           for k in ("train_time_s", "wall_time_s")):
+        return "train_time_s and wall_time_s must be non-negative numbers"
     opts = state["optimizers"]
     if not isinstance(opts, dict) or any(not isinstance(opts.get(k), dict) for k in optimizers):
         return f"optimizer states for {sorted(optimizers)} expected"

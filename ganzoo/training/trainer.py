@@ -134,6 +134,9 @@ class Trainer:
         self.stopped: str | None = None  # the signal that stopped the last fit() early, if any
         self.guard = DivergenceGuard(GuardConfig.from_config(self.tcfg.get("guard")), self.device)
         self._t_start, self._eval_s = time.time(), 0.0
+        # Training and wall seconds of earlier sessions of this run (restored on resume): trainer.minutes and the
+        # logged time_s count across resumes.
+        self._time_offset, self._wall_offset = 0.0, 0.0
         self.best: float | None = None
         self.evaluator = None
         ecfg = self.tcfg.get("eval")
@@ -160,8 +163,13 @@ class Trainer:
 
     @property
     def train_time(self) -> float:
-        """Seconds of this session spent training (wall time less periodic evaluation)."""
-        return time.time() - self._t_start - self._eval_s
+        """Seconds spent training by this run, earlier sessions included (wall time less periodic evaluation)."""
+        return self._time_offset + time.time() - self._t_start - self._eval_s
+
+    @property
+    def wall_time(self) -> float:
+        """Wall seconds of this run's training sessions (earlier ones included)."""
+        return self._wall_offset + time.time() - self._t_start
 
     @property
     def total_images(self) -> int:
@@ -208,6 +216,8 @@ class Trainer:
             **({"scalers": self.precision.state_dict()} if self.precision.scaling else {}),
             "rng": rng_state(),
             "best": self.best,
+            "train_time_s": self.train_time,  # budgets (trainer.minutes) and time_s go on from here on resume
+            "wall_time_s": self.wall_time,
             "ganzoo_version": __version__,
         }
         metadata = {
@@ -235,7 +245,7 @@ class Trainer:
         if not self.is_main or int(self.tcfg.grid) <= 0:
             return None
         opts = self.bundle.sample_opts(state) if self.bundle.sample_opts else {}
-        path = self.run_dir / "samples" / f"fakes_{self.images_seen // 1000:06d}kimg.png"
+        path = self.run_dir / "samples" / f"fakes_{self.images_seen:010d}.png"  # one file per grid (images seen)
         return draw_grid(self.bundle, {**self.modules, **self.ema}, self._fixed_latents(), n=int(self.tcfg.grid),
                          batch_size=int(self.tcfg.batch_size), seed=int(self.tcfg.grid_seed), device=self.device,
                          opts=opts, path=path)
@@ -327,13 +337,14 @@ class Trainer:
         if self.is_main and self.images_seen == 0 and int(self.tcfg.grid) > 0:
             save_grid(self._reals_for_grid(), self.run_dir / "samples" / "reals.png")
         self._t_start, self._eval_s = time.time(), 0.0
+        t_resumed = self.train_time  # training seconds of earlier sessions: the time cadence goes on from there
         sampling = Cadence(kimg=self.tcfg.sample_every_kimg, minutes=None, images=self.images_seen, seconds=0.0)
         ckpts = Cadence(kimg=self.tcfg.checkpoint_every_kimg, minutes=None, images=self.images_seen, seconds=0.0)
         ev = self.tcfg.eval if self.evaluator is not None else {}
         evals = Cadence(kimg=ev.get("every_kimg"), minutes=ev.get("every_minutes"), images=self.images_seen,
-                        seconds=0.0, device=self.device, poll=int(self.tcfg.log_every))
+                        seconds=t_resumed, device=self.device, poll=int(self.tcfg.log_every))
         logs: dict[str, list] = defaultdict(list)
-        t_last, img_last = 0.0, self.images_seen
+        t_last, img_last = t_resumed, self.images_seen
         bar = tqdm(total=self.total_images, initial=min(self.images_seen, self.total_images), unit="img",
                    unit_scale=True, dynamic_ncols=True, disable=not (self.is_main and self.tcfg.progress),
                    desc=f"{self.cfg.model.name}")
@@ -374,7 +385,7 @@ class Trainer:
                         now = self.train_time
                         record = self._summarise(logs, state, (self.images_seen - img_last) / max(now - t_last, 1e-9))
                         record["time_s"] = round(now, 3)
-                        record["wall_s"] = round(time.time() - self._t_start, 3)
+                        record["wall_s"] = round(self.wall_time, 3)
                         t_last, img_last = now, self.images_seen
                         logs.clear()
                         if self.is_main:
@@ -405,6 +416,8 @@ class Trainer:
         finally:
             bar.close()
             logger.close()
+            self._time_offset, self._wall_offset = self.train_time, self.wall_time  # a later fit() goes on from here
+            self._t_start, self._eval_s = time.time(), 0.0
         self.stopped = stop.reason if stop.requested and not self._done() else None
         return {"step": self.step, "images_seen": self.images_seen, "checkpoint": str(last_ckpt) if last_ckpt else None,
                 "run_dir": str(self.run_dir), "stopped": self.stopped, "total_images": self.total_images}
