@@ -21,7 +21,7 @@ from ganzoo.errors import CheckpointError
 from ganzoo.pretrained import base
 from ganzoo.pretrained.enhancing import convert, sniff
 from ganzoo.pretrained.importer import import_checkpoint
-from ganzoo.pretrained.run_folder import _model_config
+from ganzoo.pretrained.run_folder import compose_run_config
 from ganzoo.runtime import build_bundle
 from ganzoo.training.checkpoint import load_snapshot
 
@@ -47,7 +47,7 @@ def ref() -> dict[str, torch.Tensor]:
 
 def build(conv: base.Converted) -> dict[str, torch.nn.Module]:
     """The bundle the run-folder writer builds for ``conv``, with the converted weights loaded strictly."""
-    _, model_cfg = _model_config(conv)
+    _, model_cfg = compose_run_config(conv)
     modules = dict(build_bundle(model_cfg).modules)
     for name, sd in conv.weights.items():
         modules[name].load_state_dict(sd, strict=True)

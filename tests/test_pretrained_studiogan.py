@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from ganzoo.errors import CheckpointError
 from ganzoo.pretrained import base
 from ganzoo.pretrained.importer import import_checkpoint
-from ganzoo.pretrained.run_folder import _model_config
+from ganzoo.pretrained.run_folder import compose_run_config
 from ganzoo.pretrained.studiogan import convert, sniff
 from ganzoo.runtime import build_bundle
 from ganzoo.training.checkpoint import load_snapshot
@@ -42,7 +42,7 @@ def io(family: str) -> dict[str, torch.Tensor]:
 @functools.cache
 def _composed(model: str, model_config: str):
     """The run-folder writer's model config (a Hydra composition: cached, it is the slow part)."""
-    _, model_cfg = _model_config(base.Converted(model=model, model_config=json.loads(model_config), weights={}))
+    _, model_cfg = compose_run_config(base.Converted(model=model, model_config=json.loads(model_config), weights={}))
     return model_cfg
 
 
@@ -196,3 +196,15 @@ def test_stored_spectral_norm_is_torch_spectral_norm_in_train_and_eval():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(ours.weight_v, theirs.weight_v, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(ours.weight_u, theirs.weight_u, rtol=1e-6, atol=1e-7)
+
+
+def test_a_dcgan_run_is_refused_by_name_without_a_traceback(tmp_path):
+    """StudioGAN's DCGAN (deep_conv backbone): G and D saved together, imported through the D file."""
+    g = {"linear0.weight": torch.zeros(8, 4), "blocks.0.0.deconv0.weight": torch.zeros(8, 4, 4, 4),
+         "blocks.0.0.bn0.weight": torch.ones(4), "conv4.weight": torch.zeros(3, 4, 3, 3)}
+    d = {"blocks.0.0.conv0.weight": torch.zeros(4, 3, 3, 3), "blocks.0.0.conv1.weight": torch.zeros(4, 4, 4, 4),
+         "linear1.weight": torch.zeros(1, 4)}
+    for role, sd in (("G", g), ("D", d)):
+        torch.save({"state_dict": sd, "step": 5}, tmp_path / f"model={role}-current-weights-step=5.pth")
+    with pytest.raises(CheckpointError, match="deep_conv"):
+        convert(tmp_path / "model=D-current-weights-step=5.pth")

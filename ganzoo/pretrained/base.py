@@ -17,7 +17,7 @@ import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["Converted", "FormatSpec", "register_format", "formats", "detect_format", "convert_file"]
+__all__ = ["require", "Converted", "FormatSpec", "register_format", "formats", "detect_format", "convert_file"]
 
 
 @dataclass
@@ -36,6 +36,12 @@ class Converted:
 
 
 Converter = Callable[[Path], Converted]
+
+
+def require(cond: bool, msg: str) -> None:
+    """Raise a :class:`CheckpointError` with ``msg`` (what the file holds, what was expected) unless ``cond``."""
+    if not cond:
+        raise CheckpointError(msg)
 
 
 @dataclass

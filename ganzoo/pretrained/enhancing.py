@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from ..errors import CheckpointError
 from ..models.stylegan2_generator import channels_per_resolution
 from ..models.vit_vqgan import sincos_2d
 from .base import Converted, register_format
-from .safe_pickle import is_zip, load_torch
+from .safe_pickle import load_torch, pickle_head
 
 __all__ = ["convert", "sniff", "FORMAT"]
 
@@ -60,21 +59,12 @@ PRESETS = {"vit_vqgan_small": (512, 8, 8, 2048), "vit_vqgan_base": (768, 12, 12,
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
-def _pickle_head(path: Path, limit: int = 1 << 24) -> bytes:
-    if is_zip(path):
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-            return zf.open(names[0]).read(limit) if names else b""
-    with open(path, "rb") as fh:
-        return fh.read(limit)
-
-
 def sniff(path: Path) -> bool:
     """A torch file whose pickle names ViTVQ's encoder position embedding, pre-quant layer and pixel layer."""
     path = Path(path)
     if not path.is_file():
         return False
-    head = _pickle_head(path)
+    head = pickle_head(path)
     return all(k in head for k in (b"encoder.en_pos_embedding", b"pre_quant.weight", b"decoder.to_pixel.1.weight"))
 
 

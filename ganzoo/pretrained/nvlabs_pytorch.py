@@ -20,6 +20,9 @@ Name mapping (official ``training/networks.py`` -> ganzoo :mod:`ganzoo.models.st
 * D: ``b<R>.{fromrgb,conv0,conv1,skip}`` -> ``blocks.b<R>.<name>.conv``; ``b4.{conv,fc,out}`` ->
   ``epilogue.{conv.conv,fc,out}``; ``mapping.fc<i>`` -> ``mapping.layers.<i>``.
 * ``resample_filter`` buffers are dropped after checking they are the [1, 3, 3, 1] filter ganzoo hard-codes.
+
+The mapping works on ``state_dict`` names (:func:`map_stylegan2`), so that PyTorch-StudioGAN's copy of these
+networks (:mod:`.studiogan_stylegan2`) converts through it too.
 """
 
 from __future__ import annotations

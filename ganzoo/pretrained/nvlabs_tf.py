@@ -46,6 +46,15 @@ class TFNet:
     component_funcs: dict[str, str]
     component_kwargs: dict[str, dict[str, Any]]
 
+    def merged_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments as the build functions see them (the main network passes its own on to its
+        components, which add their defaults)."""
+        kw = dict(self.kwargs)
+        for ckw in self.component_kwargs.values():
+            for k, v in ckw.items():
+                kw.setdefault(k, v)
+        return kw
+
     def take(self, name: str, used: set[str]) -> np.ndarray:
         """The variable ``name`` (marked as used), or a CheckpointError naming what is missing."""
         if name not in self.params:

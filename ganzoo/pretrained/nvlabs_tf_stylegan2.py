@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
-from .base import Converted
+from .base import Converted, require
 from .nvlabs_tf import TFNet, to_torch
 
 __all__ = ["convert_networks", "generator_weights", "discriminator_weights"]
@@ -38,19 +37,6 @@ FIR = [1, 3, 3, 1]
 D_MAPPING_LR_MUL = 0.01  # ganzoo's Discriminator builds its label mapping with MappingNetwork's default lr_mul
 
 
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckpointError(msg)
-
-
-def _g_kwargs(net: TFNet) -> dict[str, Any]:
-    """G's keyword arguments as the build functions see them (G_main passes its own on to both components)."""
-    kw = dict(net.kwargs)
-    for ckw in net.component_kwargs.values():
-        for k, v in ckw.items():
-            kw.setdefault(k, v)
-    return kw
-
 
 def _channels(resolution: int, fmap_base: int, fmap_max: int) -> dict[int, int]:
     """``nf(log2(r) - 1)`` of the TF code = ``min(2 * fmap_base // r, fmap_max)`` for r = 4 ... resolution."""
@@ -58,13 +44,13 @@ def _channels(resolution: int, fmap_base: int, fmap_max: int) -> dict[int, int]:
 
 
 def _check_common(kw: dict[str, Any], who: str) -> None:
-    _require(float(kw.get("fmap_decay", 1.0)) == 1.0 and int(kw.get("fmap_min", 1)) == 1,
+    require(float(kw.get("fmap_decay", 1.0)) == 1.0 and int(kw.get("fmap_min", 1)) == 1,
              f"{who}: fmap_decay={kw.get('fmap_decay')} / fmap_min={kw.get('fmap_min')} give a channel schedule "
              "ganzoo's StyleGAN2 (min(channel_base // res, channel_max)) cannot express")
-    _require(list(kw.get("resample_kernel") or FIR) == FIR,
+    require(list(kw.get("resample_kernel") or FIR) == FIR,
              f"{who}: resample_kernel={kw.get('resample_kernel')} is not supported (ganzoo uses [1, 3, 3, 1])")
     for key in ("nonlinearity", "mapping_nonlinearity"):
-        _require(kw.get(key, "lrelu") == "lrelu", f"{who}: {key}={kw.get(key)!r} is not supported (only lrelu)")
+        require(kw.get(key, "lrelu") == "lrelu", f"{who}: {key}={kw.get(key)!r} is not supported (only lrelu)")
 
 
 def _conv(w: np.ndarray, flip: bool = False) -> torch.Tensor:
@@ -146,33 +132,33 @@ def discriminator_weights(net: TFNet, res: int, c_dim: int, map_layers: int,
 
 def _g_config(net: TFNet, ada: bool) -> dict[str, Any]:
     """Architecture numbers of a TF generator, checked against its variables' shapes."""
-    kw = _g_kwargs(net)
+    kw = net.merged_kwargs()
     who = f"generator {net.name!r}"
     _check_common(kw, who)
-    _require(kw.get("architecture", "skip") == "skip", f"{who}: architecture={kw.get('architecture')!r}; ganzoo's "
+    require(kw.get("architecture", "skip") == "skip", f"{who}: architecture={kw.get('architecture')!r}; ganzoo's "
              "StyleGAN2 generator is the 'skip' one (config F and every published StyleGAN2 / ADA network)")
-    _require(kw.get("fmap_const") is None, f"{who}: fmap_const={kw.get('fmap_const')} is not supported")
+    require(kw.get("fmap_const") is None, f"{who}: fmap_const={kw.get('fmap_const')} is not supported")
     res = int(kw.get("resolution", 1024))
-    _require(f"synthesis/{res}x{res}/Conv1/weight" in net.params,
+    require(f"synthesis/{res}x{res}/Conv1/weight" in net.params,
              f"{who}: resolution {res} but no synthesis/{res}x{res}/Conv1 variables: the file is damaged")
     fmap_base, fmap_max = int(kw.get("fmap_base", 16384)), int(kw.get("fmap_max", 512))
     chans = _channels(res, fmap_base, fmap_max)
     for r, c in chans.items():
         name = "synthesis/4x4/Conv/weight" if r == 4 else f"synthesis/{r}x{r}/Conv1/weight"
         shape = net.params[name].shape if name in net.params else None
-        _require(shape is not None and shape[-1] == c, f"{who}: {name} has shape {shape}, but fmap_base={fmap_base} "
+        require(shape is not None and shape[-1] == c, f"{who}: {name} has shape {shape}, but fmap_base={fmap_base} "
                  f"and fmap_max={fmap_max} give {c} channels: the file and its kwargs disagree")
     mapping_layers = sum(1 for k in net.params if k.startswith("mapping/Dense") and k.endswith("/weight"))
     w_dim = int(net.params["dlatent_avg"].shape[0]) if "dlatent_avg" in net.params else int(kw.get("dlatent_size", 512))
     z_dim = int(kw.get("latent_size", 512))
     c_dim = int(kw.get("label_size", 0))
     if c_dim:
-        _require(ada and "mapping/LabelEmbed/weight" in net.params, f"{who}: a class-conditional network of the "
+        require(ada and "mapping/LabelEmbed/weight" in net.params, f"{who}: a class-conditional network of the "
                  "original StyleGAN2 code (LabelConcat) is not supported; StyleGAN2-ADA's LabelEmbed is")
-        _require(kw.get("label_fmaps") in (None, w_dim) and z_dim == w_dim, f"{who}: the label embedding has "
+        require(kw.get("label_fmaps") in (None, w_dim) and z_dim == w_dim, f"{who}: the label embedding has "
                  f"{kw.get('label_fmaps') or z_dim} features; ganzoo's mapping embeds labels to w_dim={w_dim}")
     fmaps = kw.get("mapping_fmaps", None if ada else 512)
-    _require(mapping_layers < 2 or net.params["mapping/Dense0/weight"].shape[1] == w_dim,
+    require(mapping_layers < 2 or net.params["mapping/Dense0/weight"].shape[1] == w_dim,
              f"{who}: mapping_fmaps={fmaps} differs from dlatent_size={w_dim}; ganzoo's mapping layers are w_dim wide")
     return dict(res=res, img_channels=int(kw.get("num_channels", 3)), c_dim=c_dim, channel_base=2 * fmap_base,
                 channel_max=fmap_max, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
@@ -192,7 +178,7 @@ def convert_networks(g: TFNet, d: TFNet, gs: TFNet) -> Converted:
     ada = gs.component_funcs.get("synthesis") == "G_synthesis"
     cfg = _g_config(gs, ada)
     cfg_g = _g_config(g, ada)
-    _require(cfg_g == cfg, "G and Gs of the file have different architectures: the file is damaged")
+    require(cfg_g == cfg, "G and Gs of the file have different architectures: the file is damaged")
     res, c_dim = cfg["res"], cfg["c_dim"]
     notes = [
         "convolution kernels transposed from TF's HWIO to OIHW; the up-sampling convs (Conv0_up) also flipped "
@@ -201,24 +187,24 @@ def convert_networks(g: TFNet, d: TFNet, gs: TFNet) -> Converted:
     ]
     # -- discriminator ----------------------------------------------------------------------------------------
     dkw, who = dict(d.kwargs), f"discriminator {d.name!r}"
-    _require(d.func in ("D_stylegan2", "D_main"), f"{who} is built by {d.func!r}; expected D_stylegan2 or D_main")
+    require(d.func in ("D_stylegan2", "D_main"), f"{who} is built by {d.func!r}; expected D_stylegan2 or D_main")
     _check_common(dkw, who)
     arch = dkw.get("architecture", "resnet")
-    _require(arch in ("resnet", "orig"), f"{who}: architecture={arch!r}; ganzoo's D is 'resnet' or 'orig'")
+    require(arch in ("resnet", "orig"), f"{who}: architecture={arch!r}; ganzoo's D is 'resnet' or 'orig'")
     for key in ("use_pagan", "use_spectral_norm", "adaptive_dropout"):
-        _require(not dkw.get(key), f"{who}: {key}={dkw.get(key)} is a StyleGAN2-ADA comparison method ganzoo lacks")
-    _require(int(dkw.get("score_max", 1)) == 1, f"{who}: score_max={dkw.get('score_max')} (auxrot) is not supported")
-    _require(int(dkw.get("resolution", 1024)) == res and int(dkw.get("label_size", 0)) == c_dim,
+        require(not dkw.get(key), f"{who}: {key}={dkw.get(key)} is a StyleGAN2-ADA comparison method ganzoo lacks")
+    require(int(dkw.get("score_max", 1)) == 1, f"{who}: score_max={dkw.get('score_max')} (auxrot) is not supported")
+    require(int(dkw.get("resolution", 1024)) == res and int(dkw.get("label_size", 0)) == c_dim,
              f"{who}: resolution / label_size differ from the generator's")
     d_fmap_base, d_fmap_max = int(dkw.get("fmap_base", 16384)), int(dkw.get("fmap_max", 512))
-    _require((2 * d_fmap_base, d_fmap_max) == (cfg["channel_base"], cfg["channel_max"]) or
+    require((2 * d_fmap_base, d_fmap_max) == (cfg["channel_base"], cfg["channel_max"]) or
              _channels(res, d_fmap_base, d_fmap_max) == _channels(res, cfg["channel_base"] // 2, cfg["channel_max"]),
              f"{who}: its channels (fmap_base={d_fmap_base}, fmap_max={d_fmap_max}) differ from G's; ganzoo shares "
              "channel_base/channel_max between G and D")
     nf0 = min(d_fmap_base, d_fmap_max)
-    _require(nf0 == min(d_fmap_base // 2, d_fmap_max), f"{who}: its Dense0 layer has {nf0} features, not the 4x4 "
+    require(nf0 == min(d_fmap_base // 2, d_fmap_max), f"{who}: its Dense0 layer has {nf0} features, not the 4x4 "
              "channel count, which ganzoo's epilogue cannot express")
-    _require(dkw.get("conv_clamp") == cfg["conv_clamp"], f"{who}: conv_clamp={dkw.get('conv_clamp')} differs "
+    require(dkw.get("conv_clamp") == cfg["conv_clamp"], f"{who}: conv_clamp={dkw.get('conv_clamp')} differs "
              f"from G's {cfg['conv_clamp']}; ganzoo shares it")
     mbstd_default = 4 if d.func == "D_stylegan2" else None  # the build functions' defaults
     mbstd = dkw.get("mbstd_group_size", mbstd_default)
@@ -227,7 +213,7 @@ def convert_networks(g: TFNet, d: TFNet, gs: TFNet) -> Converted:
     lr_scale = float(dkw.get("mapping_lrmul", 0.1)) / D_MAPPING_LR_MUL
     if c_dim:
         cmap = int(dkw.get("mapping_fmaps") or nf0)
-        _require(cmap == min(d_fmap_base // 2, d_fmap_max), f"{who}: mapping_fmaps={cmap} differs from the 4x4 "
+        require(cmap == min(d_fmap_base // 2, d_fmap_max), f"{who}: mapping_fmaps={cmap} differs from the 4x4 "
                  "channel count ganzoo's D uses for its label projection")
         if map_layers:
             notes.append(f"D label mapping: weights and biases x {lr_scale:g} (TF mapping_lrmul "
@@ -259,7 +245,7 @@ def convert_networks(g: TFNet, d: TFNet, gs: TFNet) -> Converted:
         f"D ({d.func}, {arch}): {len(d.params)} variables -> D",
     ]
     plain = (bool, int, float, str, type(None))
-    info = {"family": kind, "resolution": res, "G_kwargs": {k: v for k, v in _g_kwargs(gs).items() if
+    info = {"family": kind, "resolution": res, "G_kwargs": {k: v for k, v in gs.merged_kwargs().items() if
                                                               isinstance(v, plain) or isinstance(v, list)},
             "D_kwargs": {k: v for k, v in dkw.items() if isinstance(v, plain) or isinstance(v, list)},
             "pickle_version": gs.version}

@@ -30,24 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
-from .base import Converted
+from .base import Converted, require
 from .nvlabs_tf import TFNet, to_torch
 
 __all__ = ["convert_stylegan", "convert_progan", "fused_up"]
 
-
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckpointError(msg)
-
-
-def _merged(net: TFNet) -> dict[str, Any]:
-    kw = dict(net.kwargs)
-    for ckw in net.component_kwargs.values():
-        for k, v in ckw.items():
-            kw.setdefault(k, v)
-    return kw
 
 
 def fused_up(fused_scale: Any, res: int) -> bool:
@@ -63,11 +50,11 @@ def _oihw(w: np.ndarray, flip: bool = False) -> torch.Tensor:
 def _check(kw: dict[str, Any], who: str, expect: dict[str, Any]) -> None:
     for key, want in expect.items():
         got = kw.get(key, want)
-        _require(got == want, f"{who}: {key}={got!r} is not supported by ganzoo's model (official default {want!r})")
+        require(got == want, f"{who}: {key}={got!r} is not supported by ganzoo's model (official default {want!r})")
 
 
 def _levels(res: int) -> int:
-    _require(res >= 8 and 2 ** int(math.log2(res)) == res, f"resolution {res} is not a power of two >= 8")
+    require(res >= 8 and 2 ** int(math.log2(res)) == res, f"resolution {res} is not a power of two >= 8")
     return int(math.log2(res)) - 1
 
 
@@ -143,23 +130,23 @@ def _common_checks(kw: dict[str, Any], who: str) -> None:
 
 def convert_stylegan(g: TFNet, d: TFNet, gs: TFNet) -> Converted:
     """``(G, D, Gs)`` of NVlabs/stylegan (``G_style`` + ``D_basic``) -> ganzoo ``stylegan``."""
-    kw, dkw = _merged(gs), dict(d.kwargs)
+    kw, dkw = gs.merged_kwargs(), dict(d.kwargs)
     who = f"generator {gs.name!r}"
     _common_checks(kw, who)
     _check(kw, who, {"use_styles": True, "const_input_layer": True, "use_noise": True, "nonlinearity": "lrelu",
                      "use_pixel_norm": False, "use_instance_norm": True, "normalize_latents": True,
                      "mapping_nonlinearity": "lrelu"})
-    _require(d.func == "D_basic", f"discriminator {d.name!r} is built by {d.func!r}; expected D_basic")
+    require(d.func == "D_basic", f"discriminator {d.name!r} is built by {d.func!r}; expected D_basic")
     _common_checks(dkw, f"discriminator {d.name!r}")
     _check(dkw, f"discriminator {d.name!r}", {"nonlinearity": "lrelu"})
     res = int(kw.get("resolution", 1024))
     _levels(res)
     c_dim = int(kw.get("label_size", 0))
-    _require(int(dkw.get("label_size", 0)) == c_dim and int(dkw.get("resolution", 32)) == res,
+    require(int(dkw.get("label_size", 0)) == c_dim and int(dkw.get("resolution", 32)) == res,
              "G and D of the file disagree on resolution or label_size")
     fused_g, fused_d = kw.get("fused_scale", "auto"), dkw.get("fused_scale", "auto")
     blur_g, blur_d = kw.get("blur_filter", [1, 2, 1]), dkw.get("blur_filter", [1, 2, 1])
-    gs_sd, g_sd = _stylegan_g(gs, res, fused_g), _stylegan_g(g, res, _merged(g).get("fused_scale", "auto"))
+    gs_sd, g_sd = _stylegan_g(gs, res, fused_g), _stylegan_g(g, res, g.merged_kwargs().get("fused_scale", "auto"))
     d_sd = _d_weights(d, res)
     w_dim = int(gs.params["dlatent_avg"].shape[0])
     mapping_layers = sum(1 for k in gs.params if k.startswith("mapping/Dense") and k.endswith("/weight"))
@@ -215,12 +202,12 @@ def convert_progan(g: TFNet, d: TFNet, gs: TFNet) -> Converted:
     who = f"generator {gs.name!r}"
     _common_checks(kw, who)
     _check(kw, who, {"normalize_latents": True, "use_leakyrelu": True, "pixelnorm_epsilon": 1e-8})
-    _require(d.func == "D_paper", f"discriminator {d.name!r} is built by {d.func!r}; expected D_paper")
+    require(d.func == "D_paper", f"discriminator {d.name!r} is built by {d.func!r}; expected D_paper")
     _common_checks(dkw, f"discriminator {d.name!r}")
     res = int(kw.get("resolution", 32))
     _levels(res)
     c_dim = int(kw.get("label_size", 0))
-    _require(c_dim == 0, f"{who}: a class-conditional ProGAN (label_size={c_dim}; its D predicts labels, AC-GAN "
+    require(c_dim == 0, f"{who}: a class-conditional ProGAN (label_size={c_dim}; its D predicts labels, AC-GAN "
              "style) is not supported: ganzoo's conditional ProGAN D is a label switch")
     fmap_base, fmap_max = int(kw.get("fmap_base", 8192)), int(kw.get("fmap_max", 512))
     z_dim = kw.get("latent_size")

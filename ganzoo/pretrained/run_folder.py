@@ -26,7 +26,7 @@ from ..runtime import build_bundle
 from ..training.checkpoint import load_module_weights, save_snapshot
 from .base import Converted, FormatSpec
 
-__all__ = ["sha256_of", "write_run", "finetune_overrides"]
+__all__ = ["sha256_of", "write_run", "finetune_overrides", "compose_run_config"]
 
 # Keys of a model config that are training settings, not architecture: left out of the fine-tune command.
 # A prior's tokenizer pin (stage1_hash, stage1_model) is recomputed from model.stage1 by the builder.
@@ -63,7 +63,7 @@ def finetune_overrides(model_config: dict[str, Any]) -> list[str]:
     return out
 
 
-def _model_config(conv: Converted) -> tuple[Any, Any]:
+def compose_run_config(conv: Converted) -> tuple[Any, Any]:
     """The composed training config and its model section, with the converter's numbers merged in."""
     from ..paths import config_dir
     from ..training.config import compose_train_config
@@ -100,7 +100,7 @@ def _write(conv: Converted, out: Path, *, spec: FormatSpec, source: Path, sha256
     if conv.stage1 is not None:
         stage1_dir = _write(conv.stage1, out / "stage1", spec=spec, source=source, sha256=sha256, url=url)
         conv.model_config["stage1"] = str(stage1_dir.resolve())
-    cfg, model_cfg = _model_config(conv)
+    cfg, model_cfg = compose_run_config(conv)
     with torch.random.fork_rng(devices=[]):  # modules the file lacks get a reproducible fresh initialisation
         torch.manual_seed(0)
         bundle = build_bundle(model_cfg)

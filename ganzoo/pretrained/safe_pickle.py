@@ -37,7 +37,8 @@ import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["Record", "UnsafeFileError", "load_pickle", "load_torch", "AttrDict", "is_zip", "TORCH_LEGACY_MAGIC"]
+__all__ = ["Record", "UnsafeFileError", "load_pickle", "load_torch", "AttrDict", "is_zip", "pickle_head",
+           "TORCH_LEGACY_MAGIC"]
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch/serialization.py MAGIC_NUMBER
 _LEGACY_PROTOCOL = 1001
@@ -299,6 +300,23 @@ def load_pickle(path: str | os.PathLike | bytes, *, allow: Mapping[tuple[str, st
     """A plain pickle (``pickle.dump``), read through the allow-list; see the module docstring."""
     with _open(path) as fh:
         return _unpickle(fh, allow=allow or {}, records=records, persistent=None, where=_where(path))
+
+
+def pickle_head(path: str | os.PathLike, limit: int = 1 << 24) -> bytes:
+    """The pickle part of a torch file, unread (zip: ``<name>/data.pkl``; legacy or plain pickle: the first
+    ``limit`` bytes): what a format's sniff searches for its key names without unpickling anything."""
+    if is_zip(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return b""
+                with zf.open(names[0]) as fh:
+                    return fh.read(limit)
+        except (zipfile.BadZipFile, OSError):
+            return b""
+    with _open(path) as fh:
+        return fh.read(limit)
 
 
 def is_zip(path: str | os.PathLike) -> bool:

@@ -5,7 +5,7 @@ StudioGAN's trainer (``src/worker.py``, ``WORKER.save``) writes one ``torch.save
 ``{"state_dict", "optimizer"}``, ``model=D-...`` adds the run's bookkeeping (``seed``, ``run_name``,
 ``step``, ``best_step``, ``best_fid``, ...) and ``model=G_ema-...`` holds ``{"state_dict"}``. Given one of
 them, this converter also reads its siblings (same folder, same ``best``/``current`` and step) so that a
-run imports as G, D and G's EMA copy.
+run imports as G, D and G's EMA copy. StyleGAN2 files are converted by :mod:`.studiogan_stylegan2`.
 
 Networks (``src/models/resnet.py``: SAGAN and the other "resnet" configs with spectral norm in G;
 ``src/models/big_resnet.py``: BigGAN and its variants with a projection D):
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import torch
 
 from ..errors import CheckpointError
 from .base import Converted, register_format
-from .safe_pickle import load_torch
+from .safe_pickle import load_torch, pickle_head
 
 FILE_NAME = re.compile(r"^model=(G|D|G_ema)-(best|current)-weights-step=(\d+)\.pth$")
 # StudioGAN's D tables (models/resnet.py and big_resnet.py, ``d_out_dims_collection`` / ``d_down``), keyed by
@@ -53,16 +52,6 @@ ATTN = {"conv1x1_theta": "f", "conv1x1_phi": "g", "conv1x1_g": "h", "conv1x1_att
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def _pickle_head(path: Path, limit: int = 1 << 20) -> bytes:
-    """The pickled object of a torch file without its storages (zip: ``*/data.pkl``; legacy: the first MB)."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-            return zf.read(names[0]) if names else b""
-    with open(path, "rb") as fh:
-        return fh.read(limit)
-
-
 def sniff(path: Path) -> bool:
     """A StudioGAN file name, or a torch file whose pickle names a ``state_dict`` with StudioGAN's layer names."""
     path = Path(path)
@@ -70,8 +59,14 @@ def sniff(path: Path) -> bool:
         return True
     if path.is_dir() or not path.exists():
         return False
-    head = _pickle_head(path)
-    if b"state_dict" not in head or b"pytorch-lightning_version" in head or b"conv2d1.weight" not in head:
+    head = pickle_head(path)
+    if b"state_dict" not in head or b"pytorch-lightning_version" in head:
+        return False
+    from .studiogan_stylegan2 import sniff_head  # StudioGAN's StyleGAN2 (its own module: it imports this one)
+
+    if sniff_head(head):
+        return True
+    if b"conv2d1.weight" not in head:
         return False
     return b"conv2d5.weight" in head or b"linear1.weight" in head  # G's output conv, D's adversarial head
 
@@ -96,7 +91,8 @@ def _role(sd: dict[str, torch.Tensor], where: str) -> str:
         raise CheckpointError(f"{where}: a StudioGAN StyleGAN2/3 network (stylegan2-ada-pytorch's names; D's b4.out "
                               "is called linear1); this converter reads the resnet and big_resnet backbones (SAGAN, "
                               "SNGAN, BigGAN) only")
-    raise CheckpointError(f"{where}: not a StudioGAN resnet/big_resnet G or D (no conv2d5 or linear1 weights); "
+    raise CheckpointError(f"{where}: not a StudioGAN resnet/big_resnet G or D (no conv2d5 or linear1 weights; "
+                          "StudioGAN's DCGAN 'deep_conv' backbone and other backbones are not supported); "
                           f"keys start {sorted(sd)[:6]}")
 
 
@@ -370,7 +366,7 @@ def _preset(big: bool, res: int, c_dim: int) -> str:
 # -- the format ------------------------------------------------------------------------------------
 @register_format(
     "studiogan",
-    description="PyTorch-StudioGAN model=G/D/G_ema-*-weights-step=N.pth (SAGAN, BigGAN)",
+    description="PyTorch-StudioGAN model=G/D/G_ema-*-weights-step=N.pth (SAGAN, BigGAN, StyleGAN2)",
     sniff=sniff,
 )
 def convert(path: Path) -> Converted:
@@ -378,6 +374,10 @@ def convert(path: Path) -> Converted:
     path = Path(path)
     files = _siblings(path)
     first = _read(path)
+    from .studiogan_stylegan2 import convert_stylegan2, is_stylegan2
+
+    if is_stylegan2(first["state_dict"]):
+        return convert_stylegan2(path, first)
     role = _role(first["state_dict"], path.name)
     m = FILE_NAME.match(path.name)
     if m and m.group(1) != role and not (m.group(1) == "G_ema" and role == "G"):
@@ -386,10 +386,10 @@ def convert(path: Path) -> Converted:
         files = {"G" if role == "G" else "D": path}
     loaded = {name: (first if p == path else _read(p)) for name, p in files.items()}
     conv = Converted(model="", model_config={}, weights={})
-    parsed_g = {n: _parse_g(obj["state_dict"], files[n].name) for n, obj in loaded.items() if n in ("G", "G_ema")}
-    for n, obj in loaded.items():
+    for n, obj in loaded.items():  # every file's role first: a file of another backbone is refused by name
         if _role(obj["state_dict"], files[n].name) != ("D" if n == "D" else "G"):
             raise CheckpointError(f"{files[n].name}: expected a {'D' if n == 'D' else 'G'} network")
+    parsed_g = {n: _parse_g(obj["state_dict"], files[n].name) for n, obj in loaded.items() if n in ("G", "G_ema")}
     d = _parse_d(loaded["D"]["state_dict"], files["D"].name) if "D" in loaded else None
     g = parsed_g.get("G") or parsed_g.get("G_ema")
     meta = loaded["D"] if "D" in loaded else first

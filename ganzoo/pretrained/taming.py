@@ -22,7 +22,6 @@ records, nothing of theirs runs.
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import yaml
 
 from ..errors import CheckpointError
 from .base import Converted, register_format
-from .safe_pickle import Record, is_zip, load_torch
+from .safe_pickle import Record, load_torch, pickle_head
 
 __all__ = ["convert", "sniff", "find_config"]
 
@@ -46,25 +45,12 @@ ASSUMED_RESOLUTION = 256  # every published taming VQModel is trained at 256x256
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
-def _pickle_head(path: Path, limit: int = 1 << 24) -> bytes:
-    """The pickle part of a torch file (``data.pkl`` of the zip, or the start of a legacy file)."""
-    if is_zip(path):
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-            if not names:
-                return b""
-            with zf.open(names[0]) as fh:
-                return fh.read(limit)
-    with open(path, "rb") as fh:
-        return fh.read(limit)
-
-
 def sniff(path: Path) -> bool:
     """A torch file whose pickle names taming's encoder and codebook (``encoder.conv_in``, ``quantize.embedding``)."""
     path = Path(path)
     if not path.is_file():
         return False
-    head = _pickle_head(path)
+    head = pickle_head(path)
     return b"encoder.conv_in.weight" in head and b"quantize.embedding.weight" in head
 
 
