@@ -19,9 +19,5 @@ def load_format_modules() -> None:
     if _loaded:
         return
     for name in FORMAT_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{__name__}.{name}":
-                raise
+        importlib.import_module(f"{__name__}.{name}")
     _loaded = True
