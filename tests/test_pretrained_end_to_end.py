@@ -154,3 +154,17 @@ def test_finetune_an_imported_stylegan2_with_ada_and_resume_exactly(imported, tm
     assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
     source = load_snapshot(run, with_state=False)
     assert any(not torch.equal(a[f"D.{k}"], v) for k, v in source.weights["D"].items())  # it trained from there
+
+
+def test_an_imported_progressive_model_fine_tunes_at_its_final_resolution(imported, tmp_path, capsys):
+    """docs/pretrained.md: a fully grown import trains at its own size when the schedule starts there."""
+    run = imported["progan"]
+    model = OmegaConf.to_container(OmegaConf.load(run / "config.yaml").model, resolve=True)
+    res = int(model["resolution"])
+    reals = _real_folder(tmp_path / "reals", 32, res)
+    out = tmp_path / "ft"
+    assert main(["train", f"model={model['name']}", *finetune_overrides(model), f"model.init={run}", "data=folder",
+                 f"data.root={reals}", "trainer=smoke", "trainer.device=cpu", "trainer.steps=2", "trainer.grid=0",
+                 f"model.schedule.start_resolution={res}", f"hydra.run.dir={out}"]) == 0
+    rows = [line for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert rows and all(f'"schedule/resolution": {float(res)}' in r for r in rows)

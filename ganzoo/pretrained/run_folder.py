@@ -30,7 +30,7 @@ __all__ = ["sha256_of", "write_run", "finetune_overrides", "compose_run_config"]
 
 # Keys of a model config that are training settings, not architecture: left out of the fine-tune command.
 # A prior's tokenizer pin (stage1_hash, stage1_model) is recomputed from model.stage1 by the builder.
-_TRAINING_KEYS = ("optim", "loss", "ema", "batch_size", "init", "sample", "stage1_hash", "stage1_model")
+_TRAINING_KEYS = ("optim", "loss", "ema", "batch_size", "init", "sample", "schedule", "stage1_hash", "stage1_model")
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
