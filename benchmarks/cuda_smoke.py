@@ -47,8 +47,13 @@ def _last_losses(run_dir: Path) -> dict[str, float]:
     return {k: v for k, v in rows[-1].items() if k.startswith("loss/")}
 
 
+def overrides(model: str, device: str) -> list[str]:
+    """The command line of ``model``'s smoke runs: its yaml at ``trainer=smoke`` sizes."""
+    return [f"model={model}", "trainer=smoke", f"trainer.device={device}", "trainer.grid=8"]
+
+
 def check(model: str, *, device: str, steps: int, tmp: Path) -> dict[str, object]:
-    base = [f"model={model}", "trainer=smoke", f"trainer.device={device}", "trainer.grid=8"]
+    base = overrides(model, device)
     result: dict[str, object] = {"model": model}
     for precision in ("fp32", "bf16"):
         run = tmp / f"{model}_{precision}"

@@ -77,7 +77,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+DEFAULT_MODELS = ["stylegan2_tiny"]
+
+
 def build(model: str, device: torch.device):
+    """The bundle of ``ganzoo train model=<model>`` on ``device``, its modules, objective and optimizers."""
     cfg = compose_train_config([f"model={model}"])
     resolve_geometry(cfg.model, cfg.data)
     bundle = build_bundle(cfg.model)
@@ -150,7 +154,7 @@ def run_s_per_kimg(run_dir: Path, warmup_kimg: float) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["stylegan2_tiny"])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--time-steps", type=int, default=0, help="time this many eager steps (0 = none)")

@@ -1,9 +1,11 @@
 """ganzoo's StyleGAN2 training step against the official StyleGAN2-ADA PyTorch code, on the CPU.
 
-Both sides are built at the same small config (32x32, channel_base 4096, channel_max 128, z = w =
-128, 2 mapping layers, mbstd group 4, no conv_clamp, fp32) and train on the same random "real"
-batch. On the CPU the official code runs its pure-PyTorch reference ops (``upfirdn2d`` and
-``bias_act`` fall back to ``impl='ref'`` off CUDA; ``conv2d_gradfix`` is off there as well).
+Both sides are built at the same small config, pinned here (``GANZOO_CONFIG``, not a registry preset,
+so a change of a preset cannot change what is measured): 32x32 RGB, channel_base 4096, channel_max 128,
+z = w = 128, 2 mapping layers, residual D, mbstd group 4, no conv_clamp, fp32, R1 gamma 1, path-length
+weight 2, style mixing 0.9, and both train on the same random "real" batch. On the CPU the official
+code runs its pure-PyTorch reference ops (``upfirdn2d`` and ``bias_act`` fall back to ``impl='ref'``
+off CUDA; ``conv2d_gradfix`` is off there as well).
 
 One *cycle* is 16 training steps with the lazy intervals (``Gmain`` x16, ``Greg`` x4, ``Dmain``
 x16, ``Dreg`` x1), i.e. the real mix of a training run; ``--cycle fixed`` instead runs all four
@@ -34,27 +36,46 @@ from typing import Any
 
 import torch
 
-from ganzoo.bundle import Batch, StepContext
-from ganzoo.registry import build_model
+from ganzoo.bundle import Batch, Bundle, StepContext, count_params
+from ganzoo.models.stylegan2 import stylegan2
 
 RES, CH_BASE, CH_MAX, ZW, MAP_LAYERS, MBSTD, LR = 32, 4096, 128, 128, 2, 4, 0.0025
+R1_GAMMA, PL_WEIGHT, MIXING = 1.0, 2.0, 0.9  # StyleGAN2Loss arguments of the official side
 PHASES = (("Gmain", 1), ("Greg", 4), ("Dmain", 1), ("Dreg", 16))  # the official order and intervals
+# Every option of ganzoo's stylegan2 builder, called directly (no registry preset is merged in).
+GANZOO_CONFIG: dict[str, Any] = dict(
+    resolution=RES,
+    img_channels=3,
+    c_dim=0,
+    channel_base=CH_BASE,
+    channel_max=CH_MAX,
+    conv_clamp=None,
+    num_fp16_res=0,
+    G=dict(z_dim=ZW, w_dim=ZW, mapping_layers=MAP_LAYERS, mapping_lr_mul=0.01, w_avg_beta=0.995, use_noise=True),
+    D=dict(architecture="resnet", mbstd_group_size=MBSTD, mbstd_num_channels=1),
+    loss=dict(loss="nonsat", r1_gamma=R1_GAMMA, r1_interval=16, pl_weight=PL_WEIGHT, pl_interval=4, pl_batch_shrink=2,
+              pl_decay=0.01, style_mixing_prob=MIXING, g_reg_interval=4),
+    optim={k: dict(lr=LR, betas=(0.0, 0.99), eps=1e-8) for k in ("G", "D")},
+    ema=dict(half_life_kimg=10.0, rampup=None),  # not timed
+)
+OFFICIAL_PARAMS = {"G": 1_251_347, "D": 1_346_305}  # the official networks at this config
+
+
+def build_ganzoo() -> Bundle:
+    """ganzoo's side of the benchmark: the pinned config, checked against the official networks' sizes
+    and phases (so a change of ganzoo's defaults fails here, not silently in the timings)."""
+    bundle = stylegan2(**GANZOO_CONFIG)
+    params = {k: count_params(bundle.modules[k]) for k in OFFICIAL_PARAMS}
+    assert params == OFFICIAL_PARAMS, f"ganzoo's networks {params} are not the official ones {OFFICIAL_PARAMS}"
+    phases = [(p.name, p.interval) for p in bundle.objective.phases]
+    assert phases == list(PHASES), f"ganzoo's phases {phases} are not the official {list(PHASES)}"
+    return bundle
 
 
 def ganzoo_step_fn(batch: int) -> Callable[[int, torch.Tensor], None]:
-    """One training step of ganzoo's ``stylegan2`` model at the benchmark config (Trainer._run_phase)."""
-    bundle = build_model(
-        "stylegan2",
-        resolution=RES,
-        channel_base=CH_BASE,
-        channel_max=CH_MAX,
-        G={"z_dim": ZW, "w_dim": ZW, "mapping_layers": MAP_LAYERS},
-        D={"mbstd_group_size": MBSTD},
-        optim={"G": {"lr": LR}, "D": {"lr": LR}},
-        loss={"r1_gamma": 1.0},
-    )
+    """One training step of ganzoo's StyleGAN2 at the benchmark config (Trainer._run_phase)."""
+    bundle = build_ganzoo()
     modules, objective = bundle.modules, bundle.objective
-    assert [(p.name, p.interval) for p in objective.phases] == list(PHASES)
     opts = {k: spec.build(modules[k].parameters()) for k, spec in objective.optimizers.items()}
     cpu = torch.device("cpu")
 
@@ -102,7 +123,8 @@ def official_step_fn(batch: int, root: str) -> Callable[[int, torch.Tensor], Non
         .requires_grad_(False)
     )
     loss = official_loss.StyleGAN2Loss(
-        torch.device("cpu"), G.mapping, G.synthesis, D, r1_gamma=1.0, pl_weight=2.0, style_mixing_prob=0.9
+        torch.device("cpu"), G.mapping, G.synthesis, D, r1_gamma=R1_GAMMA, pl_weight=PL_WEIGHT,
+        style_mixing_prob=MIXING,
     )
     phases = []
     for name, module, reg in (("G", G, 4), ("D", D, 16)):

@@ -19,20 +19,29 @@ from ganzoo.layers.gpt import GPT
 from ganzoo.sampling.autoregressive import sample_tokens
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--grid", type=int, default=16)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--vocab", type=int, default=1024)
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def build_gpt(args: argparse.Namespace) -> GPT:
+    """The GPT the benchmark samples from: ``--layers`` x ``--width``, one position per code of the grid."""
+    return GPT(vocab_size=args.vocab, block_size=args.grid * args.grid, n_layer=args.layers, n_head=args.heads,
+               n_embd=args.width)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--grid", type=int, default=16)
-    parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=1024)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parser().parse_args()
     torch.manual_seed(0)
     steps = args.grid * args.grid
-    gpt = GPT(vocab_size=args.vocab, block_size=steps, n_layer=args.layers, n_head=args.heads,
-              n_embd=args.width).to(args.device).eval()
+    gpt = build_gpt(args).to(args.device).eval()
     prefix = torch.zeros(args.n, 1, dtype=torch.long, device=args.device)
     times, codes = {}, {}
     for cache in (True, False):

@@ -63,12 +63,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def build(model: str):
+    """The bundle ``ganzoo train model=<model>`` trains (its yaml, `auto` geometry from the default data)."""
+    cfg = compose_train_config([f"model={model}"])
+    resolve_geometry(cfg.model, cfg.data)  # `auto` presets: the geometry `ganzoo train model=<name>` would use
+    return build_bundle(cfg.model)
+
+
 def measure(
     model: str, *, batch: int, steps: int, warmup: int, device: torch.device, precision: str = "fp32"
 ) -> dict[str, float]:
-    cfg = compose_train_config([f"model={model}"])
-    resolve_geometry(cfg.model, cfg.data)  # `auto` presets: the geometry `ganzoo train model=<name>` would use
-    bundle = build_bundle(cfg.model)
+    bundle = build(model)
     modules = {k: m.to(device) for k, m in bundle.modules.items()}
     objective = bundle.objective.to(device)
     opts = {k: spec.build(modules[k].parameters()) for k, spec in objective.optimizers.items()}

@@ -18,8 +18,11 @@ and noise, BatchNorm on the local half): 2.4e-2 for StyleGAN2 and 5.5e-3 for DCG
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,8 @@ from .conftest import compose
 
 STEP_FRACTION, RTOL = 0.05, 4 * 2.0**-23
 STEPS, HALF = 4, 2
+TIMEOUT_S = 300  # all the two-process jobs: about a minute on a shared 2-core CPU; more is a hang
+NAN_STEP, CKPT_KIMG = 3, 0.016  # batch 8: a snapshot every 2 steps, so one is due at the check after the NaN
 # 16x16 StyleGAN2, all four phases: lazy intervals 2 so that both halves of the resume run them.
 STYLE = ["model=stylegan2_tiny", "model.loss.pl_interval=2", "model.loss.r1_interval=2"]
 # DCGAN has BatchNorm in G and D: synchronised statistics are needed to follow one process.
@@ -101,6 +106,31 @@ def _bn_problem():
     return torch.randn(8, 3, 5, 5) * 2 + 1, net
 
 
+def _diverge(root: Path, rank: int) -> None:
+    """Rank 1 alone sees a NaN loss at step 3 (its value only: gradients, and so the weights every rank shares,
+    stay finite, as when fp16 gradient scaling skips the step). Both ranks must stop at the same check with
+    exit code 3, before the snapshot due at step 4 is written."""
+    from ganzoo.training.trainer import Trainer
+
+    trainer = Trainer(_cfg(DCGAN, "trainer.steps=8", f"trainer.checkpoint_every_kimg={CKPT_KIMG}"), root / "diverge")
+
+    def poisoned(loss_fn):
+        def loss(batch, ctx):
+            value, logs = loss_fn(batch, ctx)
+            return (value + float("nan") if rank == 1 and ctx.step == NAN_STEP else value), logs
+
+        return loss
+
+    trainer.phases = [dataclasses.replace(p, loss=poisoned(p.loss)) for p in trainer.phases]
+    result: dict = {"exit_code": 0, "message": ""}
+    try:
+        trainer.fit()
+    except Exception as err:  # noqa: BLE001  (recorded: a rank left alone fails in gloo instead)
+        result = {"exit_code": getattr(err, "exit_code", type(err).__name__), "message": str(err)}
+    result["step"] = trainer.step
+    torch.save(result, root / f"diverge_r{rank}.pt")
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2", OMP_NUM_THREADS="1")
@@ -126,6 +156,7 @@ def _worker(rank: int, port: int, out: str) -> None:
             torch.save(trainer.step, root / f"{name}_step_r{rank}.pt")
             tdist.barrier()  # rank 0 has written its checkpoint before anyone resumes from it
         _units(root, rank)
+        _diverge(root, rank)  # last: without agreement one rank would be left waiting in an all-reduce
     finally:
         if tdist.is_initialized():
             tdist.destroy_process_group()
@@ -133,8 +164,20 @@ def _worker(rank: int, port: int, out: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_procs(tmp_path_factory) -> Path:
+    """The workers' results; workers still running after TIMEOUT_S (a hang) are killed, and the tests whose
+    results are missing fail."""
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
+    procs = mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=2, join=False)
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not procs.join(timeout=max(deadline - time.monotonic(), 0.1)):
+            if time.monotonic() > deadline:
+                (out / "timed_out").touch()
+                break
+    finally:
+        for proc in procs.processes:
+            if proc.is_alive():
+                proc.kill()
     return out
 
 
@@ -216,3 +259,38 @@ def test_batch_size_is_global(monkeypatch):
     assert dist.local_batch_size(8) == 4
     with pytest.raises(ConfigError, match="global batch"):
         dist.local_batch_size(6, accumulate=2)
+
+
+def test_two_processes_log_the_global_mean(two_procs, tmp_path):
+    """metrics.jsonl of 2 processes holds the losses of the global batch, as the one-process run logs them
+    (not rank 0's half of the batch)."""
+    def losses(run: Path) -> list[dict[str, float]]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k.startswith("loss/")} for r in rows if "step" in r]
+
+    two = losses(two_procs / "dcgan")
+    _one_proc(tmp_path, DCGAN)
+    one = losses(tmp_path / "one")
+    assert len(two) == len(one) == STEPS and two[0].keys() == one[0].keys() and two[0]
+    for a, b in zip(two, one):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6), (a, b)
+
+
+def test_a_nan_on_one_rank_stops_every_rank(two_procs):
+    """The divergence guard's verdict is agreed: rank 1 alone sees a NaN loss, and both ranks stop at the same
+    step with exit code 3 and the same message (no rank left waiting in an all-reduce); the snapshot due after
+    the NaN is not written, and the one before it is complete, verified and finite."""
+    from ganzoo.training.checkpoint import complete_snapshots, find_checkpoint, newest_finite_snapshot, verify_snapshot
+
+    assert not (two_procs / "timed_out").exists(), "a rank hung"
+    results = [torch.load(two_procs / f"diverge_r{r}.pt") for r in (0, 1)]
+    assert [r["exit_code"] for r in results] == [3, 3], results
+    assert results[0]["step"] == results[1]["step"] == NAN_STEP + 1
+    assert results[0]["message"] == results[1]["message"]
+    assert "on rank 1, the loss of phase" in results[0]["message"], results[0]["message"]
+    ckpts = two_procs / "diverge" / "checkpoints"
+    good = ckpts / "snapshot-0000000016.safetensors"
+    assert complete_snapshots(ckpts) == [good] and find_checkpoint(ckpts.parent) == good
+    verify_snapshot(good)
+    assert newest_finite_snapshot(ckpts) == good and str(good) in results[0]["message"]
+    assert not [p for p in ckpts.iterdir() if p.name.startswith(".") or ".tmp" in p.name]

@@ -23,7 +23,7 @@ With one process every helper here is the plain local operation, bit for bit.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,6 +73,58 @@ def agree(flag: bool, device: torch.device | str = "cpu") -> bool:
     t = torch.tensor([float(flag)], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def agree_problems(problem: str | None, device: torch.device | str = "cpu", *, limit: int = 2048) -> str | None:
+    """One verdict for all ranks: None when no rank reports a problem, else every reporting rank's sentence.
+
+    For decisions any rank can make (the divergence guard reads its own flags, from its own shard's losses):
+    a rank that stops alone leaves the others waiting in their next all-reduce. One tiny all-reduce of a
+    flag per rank; only when a flag is set, a second one sums the ranks' messages (UTF-8 bytes, at most
+    ``limit`` each, in each rank's own row), so every rank raises the same error at the same step."""
+    if world_size() == 1:
+        return problem
+    ws, me = world_size(), rank()
+    flags = torch.zeros(ws, device=device)
+    flags[me] = float(problem is not None)
+    dist.all_reduce(flags)
+    flags = flags.cpu()
+    if not bool(flags.any()):
+        return None
+    rows = torch.zeros(ws, limit, dtype=torch.uint8, device=device)
+    if problem is not None:
+        data = problem.encode()[:limit]
+        rows[me, : len(data)] = torch.tensor(list(data), dtype=torch.uint8, device=device)
+    dist.all_reduce(rows)
+    said: dict[str, list[int]] = {}
+    for r, row in enumerate(rows.cpu()):
+        if bool(flags[r]):
+            said.setdefault(bytes(row.tolist()).rstrip(b"\0").decode(errors="replace"), []).append(r)
+    if len(said) == 1 and len(next(iter(said.values()))) == ws:
+        return next(iter(said))  # every rank saw the same (e.g. weights, which all ranks share)
+    return "; ".join(f"on rank {', '.join(map(str, ranks))}, {text}" for text, ranks in said.items())
+
+
+def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` over ranks (one all-reduce; ``x`` itself with one process). Not differentiable."""
+    if world_size() == 1:
+        return x
+    out = x.detach().clone()
+    dist.all_reduce(out)
+    return out / world_size()
+
+
+def global_means(logs: Mapping[str, Sequence[torch.Tensor]], device: torch.device | str = "cpu") -> dict[str, float]:
+    """``{key: mean of its logged values}`` over the global batch: each rank's mean of its shard's values,
+    averaged over ranks (equal shards) in one all-reduce of all keys stacked, so a run with N processes logs
+    what the one-process run logs, not rank 0's shard. Called at log time only, by every rank (the keys are
+    those of the same phases on every rank; they are reduced in sorted order and returned in ``logs``' order)."""
+    keys = sorted(logs)
+    if not keys:
+        return {}
+    local = torch.stack([torch.stack(list(logs[k])).float().mean().to(device) for k in keys])
+    means = dict(zip(keys, mean_over_ranks(local).tolist()))
+    return {k: means[k] for k in logs}
 
 
 def broadcast_module(module: nn.Module) -> None:

@@ -8,6 +8,10 @@ writes anything (checkpoint, sample grid, evaluation), so nothing is written aft
 :meth:`problem` also compares each module's largest weight magnitude with its value at the previous
 check: a jump by more than ``weight_jump`` times (or a non-finite weight) is a divergence too.
 
+Under several processes each rank's flags come from its own shard's losses, so ranks could disagree;
+:meth:`DivergenceGuard.check` (what the trainer calls) makes them agree: when any rank sees a problem,
+every rank stops at the same check with the same message (``distributed.agree_problems``).
+
 The non-finite check is always on; ``enabled: false`` turns off only the explosion and weight-jump
 checks. The thresholds (``conf/trainer/default.yaml``, ``trainer.guard.*``) are far outside what a
 healthy run of any ganzoo model reaches; see ``docs/reliability.md``.
@@ -24,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from . import distributed as dist
 
 
 @dataclass
@@ -82,6 +87,10 @@ class DivergenceGuard:
     def reset_weights(self, modules: Mapping[str, nn.Module]) -> None:
         """Take the current weights as the reference of the weight-jump check."""
         self._weight_ref = {k: v for k, v in _max_abs(modules).items() if math.isfinite(v)}
+
+    def check(self, modules: Mapping[str, nn.Module]) -> str | None:
+        """:meth:`problem` agreed by all ranks: None only when no rank saw one (one tiny all-reduce per check)."""
+        return dist.agree_problems(self.problem(modules), self.device)
 
     def problem(self, modules: Mapping[str, nn.Module]) -> str | None:
         """A sentence describing the divergence, or None when all is well. Syncs with the device."""

@@ -424,7 +424,7 @@ class Trainer:
 
     def _check_health(self) -> None:
         """Raise :class:`DivergedError` naming the last good checkpoint if the guard saw a divergence."""
-        problem = self.guard.problem({**self.modules, **{f"EMA {k}": m for k, m in self.ema.items()}})
+        problem = self.guard.check({**self.modules, **{f"EMA {k}": m for k, m in self.ema.items()}})  # all ranks
         if problem is None:
             self._healthy_step = self.step
             return
@@ -450,8 +450,7 @@ class Trainer:
             "kimg": round(self.images_seen / 1000, 3),
             "img_per_s": round(img_per_s, 2),
         }
-        for k, vals in logs.items():
-            record[k] = float(torch.stack(vals).mean())
+        record.update(dist.global_means(logs, self.device))  # over the global batch: one all-reduce per log line
         for k, v in dict(state.get("log", {})).items():
             record[f"schedule/{k}"] = float(v)
         if self.device.type == "cuda":
