@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from ganzoo.bundle import count_params
+from ganzoo.bundle import OptimizerSpec, count_params
 from ganzoo.errors import ConfigError
 from ganzoo.layers import ConditionalBatchNorm2d, SelfAttention2d, SNConv2d, SNEmbedding, SNLinear
 from ganzoo.layers.spectral import _SpectralNormMixin
+from ganzoo.losses.objectives import AdversarialObjective
 from ganzoo.models.sagan import PRESETS, SAGANDiscriminator, SAGANGenerator
 from ganzoo.registry import build_model
 from ganzoo.training.trainer import Trainer, build_bundle
@@ -139,8 +140,36 @@ def test_official_objectives():
     g, d = paper.optimizers["G"], paper.optimizers["D"]
     assert (g.lr, g.betas, d.lr, d.betas) == (1e-4, (0.0, 0.9), 4e-4, (0.0, 0.9))
     studio = build_model("sagan_cifar", G={"base_channels": 4}, D={"base_channels": 4}).objective
-    assert [(p.name, p.repeats) for p in studio.phases] == [("Gmain", 1), ("Dmain", 5)]
-    assert studio.optimizers["G"].betas == (0.5, 0.999) and studio.optimizers["D"].lr == 2e-4
+    # StudioGAN: OPTIMIZATION.d_first (D's 5 steps, then G's), Adam eps 1e-6 (config.define_optimizer)
+    assert [(p.name, p.repeats) for p in studio.phases] == [("Dmain", 5), ("Gmain", 1)]
+    for name in ("G", "D"):
+        spec = studio.optimizers[name]
+        assert (spec.lr, spec.betas, spec.eps) == (2e-4, (0.5, 0.999), 1e-6), name
+
+
+def test_sagan_cifar_discriminator_is_studiogans():
+    """StudioGAN's DiscBlock keeps ``x0 = x`` and then runs an in-place ReLU: its shortcut sees relu(x). Eval-mode
+    spectral norm takes a power step (StudioGAN's sampler runs its SN layers in training mode); the full
+    comparison with StudioGAN's own networks is tests/test_sagan_official.py."""
+    bundle = build_model("sagan_cifar", G={"base_channels": 4}, D={"base_channels": 4})
+    G, D = bundle.modules["G"].eval(), bundle.modules["D"].eval()
+    assert [b.activated_shortcut for b in D.blocks] == [False, True, True, True]  # block 0 has no pre-activation
+    assert {m.sn_eval for net in (G, D) for m in net.modules() if isinstance(m, _SpectralNormMixin)} == {"power_step"}
+    block = D.blocks[2]  # 8 -> 8 channels, no pooling: the identity shortcut
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        body = block.conv2(torch.relu(block.conv1(torch.relu(x))))
+        torch.testing.assert_close(block(x), body + torch.relu(x))
+    default = build_model("sagan_cifar", G={"base_channels": 4}, D={"base_channels": 4, "activated_shortcut": False})
+    assert not any(b.activated_shortcut for b in default.modules["D"].blocks)
+
+
+def test_d_first_puts_the_d_phases_first():
+    first = build_model("sagan_tiny", loss={"d_first": True}).objective
+    assert [p.name for p in first.phases] == ["Dmain", "Gmain"]
+    specs = dict(optim_G=OptimizerSpec(lr=1e-3), optim_D=OptimizerSpec(lr=1e-3), r1_gamma=1.0, r1_interval=16)
+    assert [p.name for p in AdversarialObjective(**specs).phases] == ["Gmain", "Dmain", "Dreg"]
+    assert [p.name for p in AdversarialObjective(**specs, d_first=True).phases] == ["Dmain", "Dreg", "Gmain"]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -162,8 +191,10 @@ def test_yaml_matches_registry_preset(name):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
         bn = [(m.eps, m.momentum) for m in a.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         assert bn == [(m.eps, m.momentum) for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        sn = [m.sn_eps for m in a.modules() if isinstance(m, _SpectralNormMixin)]
-        assert sn == [m.sn_eps for m in b.modules() if isinstance(m, _SpectralNormMixin)]
+        sn = [(m.sn_eps, m.sn_eval) for m in a.modules() if isinstance(m, _SpectralNormMixin)]
+        assert sn == [(m.sn_eps, m.sn_eval) for m in b.modules() if isinstance(m, _SpectralNormMixin)]
+        shortcut = [getattr(m, "activated_shortcut", None) for m in a.modules()]
+        assert shortcut == [getattr(m, "activated_shortcut", None) for m in b.modules()]
     oa, ob = from_yaml.objective, from_registry.objective
     assert oa.optimizers == ob.optimizers and oa.loss_name == ob.loss_name
     assert [(p.name, p.repeats) for p in oa.phases] == [(p.name, p.repeats) for p in ob.phases]

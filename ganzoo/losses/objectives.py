@@ -14,7 +14,8 @@ hooks instead of copying the loop:
 - ``augment``: set by :func:`ganzoo.augment.attach_augment` (DiffAugment, ADA); every D call goes
   through :meth:`AdversarialObjective.discriminate`, which shows D the augmented images.
 
-Phase order follows StyleGAN2-ADA's ``Gmain, Greg, Dmain, Dreg``.
+Phase order follows StyleGAN2-ADA's ``Gmain, Greg, Dmain, Dreg``; ``d_first=True`` puts the D phases
+first (``Dmain, Dreg, Gmain, Greg``), as StudioGAN's default ``OPTIMIZATION.d_first``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class AdversarialObjective(Objective):
         g_kwargs, prepare_reals: hooks, see the module docstring.
         extra_phases: inserted after ``Gmain`` (e.g. ``Greg``).
         g_penalty: optional term added to the ``Gmain`` loss, see the module docstring.
+        d_first: run D's phases before G's within a step (default: G first).
 
     State (``state_dict``): the augmenter's, under ``augment.`` (ADA's ``p`` and its statistic).
     """
@@ -82,6 +84,7 @@ class AdversarialObjective(Objective):
         extra_phases: list[Phase] | None = None,
         g_optim_interval: int = 1,
         g_penalty: Callable[[StepContext], tuple[torch.Tensor, dict[str, Any]]] | None = None,
+        d_first: bool = False,
     ):
         if loss not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(GAN_LOSSES)}")
@@ -93,13 +96,14 @@ class AdversarialObjective(Objective):
         self.g_penalty = g_penalty
         self.augment: Augmenter | None = None  # set by ganzoo.augment.attach_augment
         lazy_r1 = self.r1_gamma > 0 and self.r1_interval > 1
-        phases = [Phase("Gmain", "G", self.g_main, needs_batch=False)]
-        phases += extra_phases or []
+        g_phases = [Phase("Gmain", "G", self.g_main, needs_batch=False), *(extra_phases or [])]
         # R1 inside Dmain (r1_interval 1) and WGAN-GP differentiate D's input gradient: double backward.
         d_main_2nd = self.gp_lambda > 0 or (self.r1_gamma > 0 and not lazy_r1)
-        phases.append(Phase("Dmain", "D", self.d_main, repeats=d_repeats, double_backward=d_main_2nd))
+        d_phases = [Phase("Dmain", "D", self.d_main, repeats=d_repeats, double_backward=d_main_2nd)]
         if lazy_r1:
-            phases.append(Phase("Dreg", "D", self.d_reg, interval=self.r1_interval, double_backward=True))
+            d_phases.append(Phase("Dreg", "D", self.d_reg, interval=self.r1_interval, double_backward=True))
+        self.d_first = bool(d_first)
+        phases = d_phases + g_phases if self.d_first else g_phases + d_phases
         optimizers = {
             "G": optim_G.lazy(g_optim_interval),
             "D": optim_D.lazy(self.r1_interval if lazy_r1 else 1),

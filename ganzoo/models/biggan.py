@@ -41,12 +41,14 @@ per-step decay from ``ema.start_kimg`` on (see :class:`ganzoo.bundle.EMASpec`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..bundle import Bundle, EMASpec, OptimizerSpec, StepContext, gan_bundle
 from ..errors import ConfigError
@@ -97,23 +99,46 @@ def attention_block(channels: int, sn_eps: float) -> SelfAttention2d:
     return SelfAttention2d(channels, qk_reduction=8, v_reduction=2, pool=True, spectral_norm=True, sn_eps=sn_eps)
 
 
-def class_vector(shared: nn.Embedding | None, c_dim: int, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
+def class_vector(
+    shared: nn.Embedding | None, c_dim: int, c: torch.Tensor | None, n: int, dtype: torch.dtype | None = None
+) -> torch.Tensor | None:
     """``shared(c)`` ``[N, shared_dim]``, or the one-hot label ``[N, c_dim]`` without a shared embedding.
 
     ``c`` is class indices ``[N]`` or class weights ``[N, c_dim]`` (soft labels: the embedding is
-    linear in them, so mixing two one-hot rows interpolates the class embeddings).
+    linear in them, so mixing two one-hot rows interpolates the class embeddings). One-hot rows and
+    soft labels are made in ``dtype`` (the generator's, e.g. float64), float32 when it is not given.
     """
     if c_dim <= 0:
         return None
     if c is None:
         raise ValueError("this BigGAN generator is class-conditional: pass labels c")
+    dtype = dtype if dtype is not None else (shared.weight.dtype if shared is not None else torch.float32)
     if c.is_floating_point():
         if c.shape != (n, c_dim):
             raise ValueError(f"soft labels must be [N, c_dim] = [{n}, {c_dim}], got {tuple(c.shape)}")
-        return c @ shared.weight if shared is not None else c  # [N, shared_dim | c_dim]
+        c = c.to(dtype)
+        return c @ shared.weight.to(dtype) if shared is not None else c  # [N, shared_dim | c_dim]
     if shared is not None:
         return shared(c)  # [N, shared_dim]
-    return F.one_hot(c, c_dim).float()  # [N, c_dim]
+    return F.one_hot(c.long(), c_dim).to(dtype)  # [N, c_dim]
+
+
+EVAL_BN = ("running", "batch")
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module):
+    """Inside the block, every BatchNorm of ``module`` that is in eval mode normalises with the statistics of
+    the batch it sees and leaves its running statistics alone (BigGAN-PyTorch sampling a G in training mode,
+    StudioGAN's ``batch_statistics``); BatchNorms already in training mode (standing statistics) are untouched."""
+    flipped = [m for m in module.modules() if isinstance(m, _BatchNorm) and not m.training and m.track_running_stats]
+    for m in flipped:
+        m.training, m.track_running_stats = True, False
+    try:
+        yield
+    finally:
+        for m in flipped:
+            m.training, m.track_running_stats = False, True
 
 
 class Generator(nn.Module):
@@ -131,6 +156,9 @@ class Generator(nn.Module):
         init: ``ortho`` | ``N02`` | ``xavier``.
         out_bn_eps: epsilon of the output BatchNorm; channel_mults: replaces ``G_CHANNELS[resolution]``;
             sn_eval: ``power_step`` | ``stored`` (see the module docstring).
+        eval_bn: what BatchNorm uses in eval mode (sampling): ``running`` statistics (BigGAN-PyTorch's
+            ``--G_eval_mode``, the ImageNet scripts) or the ``batch``'s own, as BigGAN-PyTorch samples a G left
+            in training mode (``launch_cifar_ema.sh``); then every image depends on the others of its batch.
     """
 
     def __init__(
@@ -151,9 +179,13 @@ class Generator(nn.Module):
         out_bn_eps: float = 1e-5,
         channel_mults: Sequence[int] | None = None,
         sn_eval: str = "power_step",
+        eval_bn: str = "running",
     ):
         super().__init__()
         _check(resolution, G_CHANNELS, "G")
+        if eval_bn not in EVAL_BN:
+            raise ConfigError(f"model.G.eval_bn={eval_bn!r}; choose one of {list(EVAL_BN)}")
+        self.eval_bn = eval_bn
         mults = tuple(channel_mults) if channel_mults is not None else G_CHANNELS[resolution]
         if len(mults) != len(G_CHANNELS[resolution]):
             raise ConfigError(
@@ -210,8 +242,8 @@ class Generator(nn.Module):
         set_sn_eval(self, sn_eval)
 
     def class_vector(self, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """What the BNs see of the class, see :func:`class_vector`."""
-        return class_vector(self.shared, self.c_dim, c, n)
+        """What the BNs see of the class, see :func:`class_vector` (in the dtype of G's weights)."""
+        return class_vector(self.shared, self.c_dim, c, n, dtype=self.linear.weight.dtype)
 
     def block_inputs(self, z: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """The linear layer's input and each block's BN conditioning vector (App. B, Fig. 15)."""
@@ -230,6 +262,12 @@ class Generator(nn.Module):
     def forward(
         self, z: torch.Tensor, c: torch.Tensor | None = None, *, embedding: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if not self.training and self.eval_bn == "batch":
+            with batch_statistics(self):
+                return self._forward(z, c, embedding)
+        return self._forward(z, c, embedding)
+
+    def _forward(self, z: torch.Tensor, c: torch.Tensor | None, embedding: torch.Tensor | None) -> torch.Tensor:
         z_in, conds = self.block_inputs(z, embedding.to(z.dtype) if embedding is not None else c)
         h = self.linear(z_in).view(z.shape[0], self.bottom_channels, 4, 4)  # [N, C0, 4, 4]
         for i, block in enumerate(self.blocks):
@@ -416,24 +454,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         ema=dict(decay=0.9999, start_kimg=200.0),
     ),
     # CPU default on the embedded Fashion-MNIST (32x32 grey, c_dim auto): the paper's objective
-    # (2 D steps, ortho 1e-4, shared embedding, hier z, attention at 16) at a CPU width.
+    # (2 D steps, ortho 1e-4, shared embedding, hier z, attention at 16) at a CPU width. D's attention
+    # follows BigGAN-PyTorch's D_attn '16' at 32 px: D_arch[32] labels all four blocks 16, so attention
+    # follows each of them (actual resolutions 16, 8, 8, 8: ganzoo's attn_res [16, 8]).
     "biggan": dict(
         resolution=32,
         img_channels=1,
         c_dim=10,
         G=dict(z_dim=64, ch=8, shared=True, shared_dim=64, hier=True, attn_res=[16], sn_eps=1e-6, init="ortho"),
-        D=dict(ch=8, attn_res=[16], sn_eps=1e-6, init="ortho"),
+        D=dict(ch=8, attn_res=[16, 8], sn_eps=1e-6, init="ortho"),
         loss=dict(loss="hinge", d_repeats=2, ortho=1e-4),
         optim=dict(G=dict(lr=2e-4, betas=[0.0, 0.999], eps=1e-6), D=dict(lr=2e-4, betas=[0.0, 0.999], eps=1e-6)),
         ema=dict(decay=0.99, start_kimg=10.0),
     ),
-    # Tests and smoke runs: 16 channels, z 32 (4 chunks of 8), attention at 16 in G and D.
+    # Tests and smoke runs: 16 channels, z 32 (4 chunks of 8), attention as the CPU default (D_attn '16').
     "biggan_tiny": dict(
         resolution=32,
         img_channels=3,
         c_dim=10,
         G=dict(z_dim=32, ch=4, shared=True, shared_dim=16, hier=True, attn_res=[16]),
-        D=dict(ch=4, attn_res=[16]),
+        D=dict(ch=4, attn_res=[16, 8]),
         loss=dict(loss="hinge", d_repeats=2, ortho=1e-4),
         ema=dict(decay=0.999, start_kimg=0.5),
     ),

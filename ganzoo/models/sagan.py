@@ -19,11 +19,13 @@ Built as the authors' TensorFlow code (brain-research/self-attention-gan, ``gene
 * Hinge loss (eq. 5), TTUR (Sec. 4.2): Adam lr 1e-4 (G) and 4e-4 (D), betas (0, 0.9), one D
   step per G step. Xavier-uniform weights with zero biases (the code's ``xavier_initializer``).
 
-Imports of StudioGAN checkpoints (:mod:`ganzoo.pretrained.studiogan`) set options that default to
-the behaviour above: ``sn_eval="stored"`` (G and D; torch ``spectral_norm``'s eval rule, see
-:func:`ganzoo.layers.spectral.set_sn_eval`), D ``activated_shortcut=True`` (StudioGAN's ``DiscBlock``
-feeds ``relu(x)`` to its shortcut, see :class:`~ganzoo.layers.resblocks.DBlock`) and, for its SNGAN
-configs (``apply_g_sn: False``), G ``sn=False`` (plain convolutions and linears in G).
+StudioGAN (the ``sagan_cifar`` preset and imports of its checkpoints, :mod:`ganzoo.pretrained.studiogan`)
+needs options that default to the behaviour above: D ``activated_shortcut=True`` (StudioGAN's ``DiscBlock``
+feeds ``relu(x)`` to its shortcut, see :class:`~ganzoo.layers.resblocks.DBlock`), the objective's
+``d_first`` and, for imports, ``sn_eval="stored"`` (G and D; torch ``spectral_norm``'s rule under a plain
+``.eval()``, see :func:`ganzoo.layers.spectral.set_sn_eval`; the preset keeps the default power step, which
+is what StudioGAN's own sampler computes, see docs/models/sagan.md) and, for its SNGAN configs
+(``apply_g_sn: False``), G ``sn=False`` (plain convolutions and linears in G).
 
 EMA: the paper and the official code sample from the raw G; ganzoo keeps a G average for the
 sample grids (``trainer.ema=false`` gives the paper's setting). Its BN statistics and SN vectors
@@ -302,18 +304,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # StudioGAN's CIFAR10/SAGAN.yaml on its resnet backbone: g/d_conv_dim 64 -> G 256 channels
     # throughout, D 128; attention after G block 2 (16x16) and D block 1 (16x16); cBN from SN linears
-    # of the one-hot label, BN eps 1e-4, momentum 0.1; SN eps 1e-6; orthogonal init. Optimisation from
-    # StudioGAN's config defaults: Adam 2e-4 / 2e-4, betas (0.5, 0.999), 5 D steps per G step, no EMA.
+    # of the one-hot label, BN eps 1e-4, momentum 0.1; SN eps 1e-6; orthogonal init; D's shortcut sees
+    # relu(x) (DiscBlock's in-place ReLU). Optimisation from StudioGAN's config defaults: Adam 2e-4 / 2e-4,
+    # betas (0.5, 0.999), eps 1e-6 (config.define_optimizer for non-StyleGAN models), D stepped first
+    # (d_first), 5 D steps per G step, no EMA. Eval-mode SN takes one power step, as StudioGAN's sampler
+    # does (utils/misc.py set_deterministic_op_trainable puts every conv, linear and embedding of the
+    # eval-mode G back in training mode); sn_eval="stored" gives torch's plain .eval() rule.
     "sagan_cifar": dict(
         resolution=32,
         img_channels=3,
         c_dim=10,
         G=dict(z_dim=128, base_channels=64, channel_mults=[4, 4, 4, 4], attn_resolution=16, cbn="onehot",
-               bn_eps=1e-4, bn_momentum=0.1, out_bn_momentum=0.1, sn_eps=1e-6, init="ortho"),
+               bn_eps=1e-4, bn_momentum=0.1, out_bn_momentum=0.1, sn_eps=1e-6, init="ortho", sn_eval="power_step"),
         D=dict(base_channels=64, channel_mults=[2, 2, 2, 2], downsample=[True, True, False, False],
-               attn_resolution=16, sn_eps=1e-6, init="ortho"),
-        loss=dict(d_repeats=5),
-        optim=dict(G=dict(lr=2e-4, betas=[0.5, 0.999]), D=dict(lr=2e-4, betas=[0.5, 0.999])),
+               attn_resolution=16, sn_eps=1e-6, init="ortho", sn_eval="power_step", activated_shortcut=True),
+        loss=dict(d_repeats=5, d_first=True),
+        optim=dict(G=dict(lr=2e-4, betas=[0.5, 0.999], eps=1e-6), D=dict(lr=2e-4, betas=[0.5, 0.999], eps=1e-6)),
     ),
     # Tests and smoke runs: 16x16, at most 32 channels.
     "sagan_tiny": dict(
