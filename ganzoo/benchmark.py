@@ -35,6 +35,92 @@ LOWER_IS_BETTER = {"fid", "kid_mean"}
 METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "precision": "Precision", "recall": "Recall", "is_mean": "IS"}
 
 
+# The keys a preset may have; `eval:` keys are the ones passed to every run's `trainer.eval`.
+BENCH_KEYS = ("name", "data", "models", "stage1", "seeds", "kimg", "minutes", "overrides", "model_overrides", "eval",
+              "out")
+EVAL_KEYS = ("every_kimg", "every_minutes", "metrics", "num_fake", "num_real", "split", "weights")
+
+
+def _parse_value(key: str, value: str) -> Any:
+    if not value:
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"bench override {key}={value!r} is not a valid value ({str(err).splitlines()[0]}); lists "
+                          "look like models=[dcgan,sagan], numbers like kimg=10") from None
+
+
+def _check_key(key: str, cfg: DictConfig, preset_keys: set[str]) -> None:
+    """Unknown keys would be ignored (and the full preset would run): refuse them, naming the known ones."""
+    import difflib
+
+    top, _, rest = key.partition(".")
+    known = sorted(set(BENCH_KEYS) | preset_keys)
+    if top not in known:
+        close = difflib.get_close_matches(top, known, n=1)
+        raise ConfigError(f"bench has no key {top!r}{f' (did you mean {close[0]!r}?)' if close else ''}; known keys: "
+                          f"{', '.join(known)}, and eval.<{'|'.join(EVAL_KEYS)}>")
+    if top == "eval" and rest:
+        sub = rest.split(".")[0]
+        eval_known = sorted(set(EVAL_KEYS) | set((cfg.get("eval") or {}).keys()))
+        if sub not in eval_known:
+            close = difflib.get_close_matches(sub, eval_known, n=1)
+            raise ConfigError(f"bench has no key eval.{sub}{f' (did you mean eval.{close[0]}?)' if close else ''}; "
+                              f"known eval keys: {', '.join(eval_known)}")
+    elif top in ("kimg", "minutes", "seeds", "models", "data", "name", "out") and rest:
+        raise ConfigError(f"bench key {top} has no sub-keys; write {top}=<value>")
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _check_values(cfg: DictConfig) -> None:
+    """Wrong types in one paragraph, before anything trains (a ValueError deep in a run otherwise)."""
+    problems = []
+    if not _positive(cfg.get("kimg")):
+        problems.append(f"kimg={cfg.get('kimg')!r} must be a number > 0 (thousands of images per run), e.g. kimg=15")
+    if cfg.get("minutes") is not None and not _positive(cfg.minutes):
+        problems.append(f"minutes={cfg.minutes!r} must be null or a number > 0, e.g. minutes=4")
+    seeds = cfg.get("seeds")
+    if not OmegaConf.is_list(seeds) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                             for s in seeds):
+        problems.append(f"seeds={seeds!r} must be a list of integers, e.g. seeds=[0,1]")
+    models = cfg.get("models")
+    if not OmegaConf.is_list(models) or not models or not all(isinstance(m, str) for m in models):
+        problems.append(f"models={models!r} must be a list of model names, e.g. models=[dcgan,sagan]")
+    for key in ("overrides",):
+        value = cfg.get(key)
+        if value is not None and not (OmegaConf.is_list(value) and all(isinstance(v, str) for v in value)):
+            problems.append(f"{key}={value!r} must be a list of key=value strings, e.g. overrides=[trainer.grid=16]")
+    ev = cfg.get("eval")
+    if not OmegaConf.is_dict(ev):
+        problems.append("eval: must be a mapping (every_kimg, every_minutes, metrics, num_fake, num_real, split)")
+    else:
+        for key in ("every_kimg", "every_minutes"):
+            if ev.get(key) is not None and not _positive(ev.get(key)):
+                problems.append(f"eval.{key}={ev.get(key)!r} must be null or a number > 0")
+        metrics = ev.get("metrics")
+        if metrics is not None and not (OmegaConf.is_list(metrics) and all(isinstance(m, str) for m in metrics)):
+            problems.append(f"eval.metrics={metrics!r} must be a list, e.g. eval.metrics=[fid,kid] ([] turns scoring "
+                            "off)")
+        elif metrics:
+            allowed = ("fid", "kid", "pr", "is")
+            bad = [m for m in metrics if m not in allowed]
+            if bad:
+                problems.append(f"eval.metrics: {bad} cannot rank a benchmark; choose from {list(allowed)}")
+        num_fake = ev.get("num_fake")
+        if not (isinstance(num_fake, int) and not isinstance(num_fake, bool) and num_fake >= 2):
+            problems.append(f"eval.num_fake={num_fake!r} must be an integer >= 2")
+        num_real = ev.get("num_real")
+        if num_real is not None and not (isinstance(num_real, int) and not isinstance(num_real, bool)
+                                         and num_real >= 2):
+            problems.append(f"eval.num_real={num_real!r} must be null (the whole split) or an integer >= 2")
+    if problems:
+        raise ConfigError("bench preset: " + "; ".join(problems) + ".")
+
+
 def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
     """A bench preset from ``conf/bench/<name>.yaml`` (or a path), with ``key=value`` overrides."""
     from .paths import config_dir
@@ -46,11 +132,14 @@ def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
         known = sorted(p.stem for p in (config_dir() / "bench").glob("*.yaml"))
         raise ConfigError(f"no bench preset {name_or_path!r}; known presets: {known} (or pass a yaml path)")
     cfg = OmegaConf.load(path)
+    preset_keys = set(cfg.keys())
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"bench override {item!r} must look like key=value")
         key, value = item.split("=", 1)
-        OmegaConf.update(cfg, key, yaml.safe_load(value) if value else value, merge=False)
+        _check_key(key, cfg, preset_keys)
+        OmegaConf.update(cfg, key, _parse_value(key, value), merge=False)
+    _check_values(cfg)
     unknown = set(name for name in cfg.models if name not in list_models())
     if unknown:
         raise ConfigError(f"bench preset lists unknown models {sorted(unknown)}; see `ganzoo list`")
@@ -65,6 +154,15 @@ def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
         if name in stage1 and (stage1[name] not in list_models() or not needs):
             raise ConfigError(f"stage1: {name}: {stage1[name]} must pair a code prior with a registered tokenizer")
     return cfg
+
+
+def scoring(cfg: DictConfig) -> str:
+    """``"off"`` (eval.metrics empty), ``"end"`` (no every_kimg / every_minutes: once, at the end of every run) or
+    ``"periodic"``."""
+    ev = cfg.eval
+    if not ev.get("metrics"):
+        return "off"
+    return "end" if ev.get("every_kimg") is None and ev.get("every_minutes") is None else "periodic"
 
 
 def _machine() -> dict[str, Any]:
@@ -84,17 +182,21 @@ def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, s
                      evaluate: bool = True) -> list[str]:
     """``ganzoo train`` overrides of one run; ``share`` of the budget (a two-stage model's stages split it)."""
     ev = cfg.eval
+    mode = scoring(cfg)
+    evaluate = evaluate and mode != "off"
+    # No interval given: score once, at the end of the run (the trainer always scores when its budget is spent).
+    every_kimg = float(cfg.kimg) * share if mode == "end" else ev.get("every_kimg")
     out = [
         f"model={model}",
         f"data={cfg.data}",
         f"seed={seed}",
         f"trainer.kimg={float(cfg.kimg) * share:g}",
-        f"trainer.eval.every_kimg={'null' if ev.get('every_kimg') is None else ev.every_kimg}",
-        f"trainer.eval.metrics=[{','.join(ev.metrics)}]",
+        f"trainer.eval.every_kimg={'null' if every_kimg is None else f'{float(every_kimg):g}'}",
+        f"trainer.eval.metrics=[{','.join(ev.metrics or [])}]",
         f"trainer.eval.num_fake={ev.num_fake}",
         f"trainer.eval.num_real={'null' if ev.num_real is None else ev.num_real}",
         f"trainer.eval.split={ev.split}",
-        f"trainer.eval.best_metric={ev.metrics[0] if ev.metrics[0] != 'pr' else 'precision'}",
+        f"trainer.eval.best_metric={_best_metric(ev.metrics)}",
         "trainer.progress=false",
         "trainer.log_every=10",
     ]
@@ -111,6 +213,12 @@ def _train_overrides(cfg: DictConfig, model: str, seed: int, run_dir: Path, *, s
     if (run_dir / "checkpoints" / "latest.json").exists():
         out.append(f"trainer.resume={run_dir}")
     return out
+
+
+def _best_metric(metrics: Sequence[str] | None) -> str:
+    if not metrics:
+        return "null"
+    return "precision" if metrics[0] == "pr" else metrics[0]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -218,7 +326,8 @@ def _ranked(rows: list[dict[str, Any]], metric: str) -> list[str]:
 
 
 def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command: str) -> Path:
-    """``table.md`` and ``table.csv``: one line per model, mean ± std over seeds."""
+    """``table.md`` and ``table.csv``: one line per model, mean ± std over seeds. Curve plots are linked only when
+    they exist (``write_plots`` writes them when there are scores); without scores the table says so."""
     metric_keys = [k for k in METRIC_LABELS if any(k in r["final"] for r in rows)]
     models = _ranked(rows, metric_keys[0]) if metric_keys else list(dict.fromkeys(r["model"] for r in rows))
     header = ["rank", "model", "res", "G params", "D params", "kimg", "train img/s", "train min"] + [
@@ -241,6 +350,22 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
                              "train_time_s": r["train_time_s"], **{k: r["final"].get(k) for k in metric_keys}})
     ev = cfg.eval
     machine = _machine()
+    mode = scoring(cfg)
+    if mode == "off":
+        scores = ("Scoring is off (`eval.metrics=[]`): no model was scored, and the rows are in run order, not "
+                  "ranked.")
+    elif not metric_keys:
+        scores = ("No run has a score (see each run's metrics.jsonl and eval.jsonl): the rows are in run order, not "
+                  "ranked.")
+    else:
+        when = ("once, at the end of training (no `eval.every_kimg` or `eval.every_minutes`)" if mode == "end"
+                else "at the end of training")
+        scores = (f"Rows are ranked by the first score. Scores of the EMA generator {when}: "
+                  f"{', '.join(METRIC_LABELS[k] for k in metric_keys)} from {ev.num_fake} generated images against "
+                  f"{'all' if ev.num_real is None else ev.num_real} real images of the `{ev.split}` split, Inception "
+                  "pool3 features (see each run's eval.jsonl for the extractor weights hash and full provenance). "
+                  "Mean ± std over seeds where there are several.")
+    curves = [f for f in ("curves_kimg.png", "curves_time.png") if (out / f).exists()]
     md = [
         f"# Benchmark `{cfg.name}`",
         "",
@@ -249,11 +374,7 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
         + f", seeds {list(cfg.seeds)}"
         + (f" (a code prior and its tokenizer, {', '.join(f'{k} on {v}' for k, v in cfg.stage1.items())}, share "
            "their model's budget: half each; G counts prior + tokenizer)" if cfg.get("stage1") else "")
-        + ". Rows are ranked by the first score. Scores of the EMA generator at the end of training: "
-        f"{', '.join(METRIC_LABELS[k] for k in metric_keys)} from {ev.num_fake} generated images against "
-        f"{'all' if ev.num_real is None else ev.num_real} real images of the `{ev.split}` split, Inception pool3 "
-        "features (see each run's eval.jsonl for the extractor weights hash and full provenance). Mean ± std over "
-        "seeds where there are several.",
+        + ". " + scores,
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -266,8 +387,7 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
         + f"; Python {machine['python']}, torch {machine['torch']}, ganzoo {machine['ganzoo']}; "
         f"finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
-        "![metric vs images](curves_kimg.png) ![metric vs time](curves_time.png)",
-        "",
+        *([" ".join(f"![metric vs {'images' if 'kimg' in f else 'time'}]({f})" for f in curves), ""] if curves else []),
         "Samples (EMA generator, fixed latents, end of training):",
         "",
         *[f"- `{m}`: ![{m}](samples/{m}.png)" for m in models],
@@ -283,7 +403,10 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
 
 
 def write_plots(rows: list[dict[str, Any]], out: Path) -> None:
-    """The first metric against images seen and against wall time, one line per model (mean over seeds)."""
+    """The first metric against images seen and against wall time, one line per model (mean over seeds). Nothing
+    is written without scores, and plots of an earlier bench in the same folder are removed (never linked stale)."""
+    for stale in ("curves_kimg.png", "curves_time.png"):
+        (out / stale).unlink(missing_ok=True)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -326,6 +449,13 @@ def copy_samples(rows: list[dict[str, Any]], out: Path) -> None:
 def run_bench(cfg: DictConfig, *, command: str, out: Path | None = None) -> Path:
     out = Path(out or cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    mode = scoring(cfg)
+    if mode == "off":
+        print("[bench] scoring is off (eval.metrics=[]): runs are trained but not scored, and the table is not ranked",
+              flush=True)
+    elif mode == "end":
+        print("[bench] eval.every_kimg and eval.every_minutes are null: every run is scored once, at its end "
+              "(one point per curve)", flush=True)
     rows = []
     for model in cfg.models:
         for seed in cfg.seeds:

@@ -1,4 +1,4 @@
-"""``ganzoo train | generate | list``.
+"""The ``ganzoo`` command: train, generate, eval, bench, list, reconstruct, import (``ganzoo --help``).
 
 ``train`` is a Hydra application (``ganzoo train model=stylegan2 data=emoji trainer.kimg=50``,
 ``-m`` for multirun, ``--config-dir`` for your own configs). The other commands take plain
@@ -6,7 +6,8 @@ options; ``ganzoo <command> --help`` lists them.
 
 Exit codes: 0 done; 2 a configuration, data or checkpoint error (the message says what to do);
 3 training diverged (stopped; nothing diverged was written); 130 Ctrl-C; 138 SIGUSR1; 143 SIGTERM
-(after one Ctrl-C, SIGUSR1 or SIGTERM ``train`` saves a checkpoint first). See docs/reliability.md.
+(after one Ctrl-C, SIGUSR1 or SIGTERM ``train`` saves a checkpoint first); 141 the output pipe was closed
+(``ganzoo --help | head -3``). See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,31 @@ from .errors import GanzooError
 from .paths import config_dir  # noqa: F401  (re-exported: ganzoo.cli.config_dir)
 
 COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct", "import")
+SUMMARIES = {
+    "train": "train a model: ganzoo train model=dcgan data=emoji trainer.kimg=50 (Hydra)",
+    "generate": "draw images from a run: grids, interpolations, style mixing, classes, attention",
+    "eval": "score a run: FID, KID, precision/recall, IS, PPL, diversity; rFID, PSNR, SSIM (VQ)",
+    "bench": "train several models with one budget, score them alike, write a ranked table",
+    "list": "the registered models, their families and parameter counts",
+    "reconstruct": "VQ tokenizers: inputs next to their reconstructions, codes, PSNR/SSIM/usage",
+    "import": "turn a published checkpoint (StyleGAN, BigGAN, taming, ...) into a run folder",
+}
+
+
+def _usage() -> str:
+    from . import __version__
+
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: ganzoo <command> [options]      (ganzoo {__version__})", "",
+             "A PyTorch model zoo of GAN architectures behind one registry and one trainer.",
+             "`ganzoo <command> --help` lists a command's options.", "", "commands:"]
+    lines += [f"  {c.ljust(width)}  {SUMMARIES[c]}" for c in COMMANDS]
+    lines += ["", "options:", f"  {'-h, --help'.ljust(width + 4)}  this message",
+              f"  {'--version'.ljust(width + 4)}  print ganzoo's version", "",
+              "exit codes: 0 done; 2 a configuration, data or checkpoint error (the message says what to do);",
+              "3 training diverged; 130 Ctrl-C; 138 SIGUSR1; 143 SIGTERM (train saves a checkpoint first);",
+              "141 the output pipe was closed. See docs/reliability.md."]
+    return "\n".join(lines)
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -45,6 +71,126 @@ def _resume_in_place(argv: list[str]) -> list[str]:
     quoted = text if all(c.isalnum() or c in "/._-+:" for c in text) else "'" + text.replace("'", "\\'") + "'"
     keep_hydra = [] if any(a.startswith("hydra.output_subdir=") for a in argv) else ["hydra.output_subdir=null"]
     return [*argv, f"hydra.run.dir={quoted}", *keep_hydra]
+
+
+def _check_overrides(argv: list[str]) -> None:
+    """Compose the config the way ``ganzoo train`` will, before Hydra starts, and turn Hydra's composition errors
+    (a misspelt config name or key) into a :class:`~ganzoo.errors.ConfigError` naming the closest valid names and,
+    for a key, where it really lives (``model.lr`` -> ``model.optim.G.lr``). Hydra's own flags (``-m``,
+    ``--config-dir``, ``--cfg``, ...) and ``hydra.*`` keys are left to Hydra."""
+    if any(a.startswith("-") for a in argv):
+        return
+    overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/")) and ("=" in a or a[:1] == "~")]
+    if not overrides:
+        return
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import ConfigError
+    from .training.config import compose_train_config
+
+    try:
+        compose_train_config(overrides)
+        return
+    except MissingConfigException as err:
+        raise ConfigError(_missing_config_message(err)) from None
+    except OverrideParseException as err:
+        raise ConfigError(f"cannot read the override: {str(err).splitlines()[0]}. Overrides look like key=value, "
+                          "e.g. trainer.kimg=50 or model=sagan; quote lists for the shell: 'trainer.eval.metrics=[fid,"
+                          "kid]'") from None
+    except (HydraException, OmegaConfBaseException) as err:
+        key = _bad_key(err)
+        if key is None:
+            raise ConfigError(f"the config cannot be composed: {str(err).splitlines()[0]}") from None
+        good = [o for o in overrides if _override_key(o) != key]
+        raise ConfigError(_unknown_key_message(key, good)) from None
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def _bad_key(err: Exception) -> str | None:
+    """The dotted key Hydra could not set or delete (``Could not override 'model.lr'``), else None."""
+    import re
+
+    text = str(err)
+    for pattern in (r"Could not override '([^']+)'", r"Could not delete from config\. '([^']+)'",
+                    r"full_key: (\S+)"):
+        m = re.search(pattern, text) or (re.search(pattern, str(err.__cause__)) if err.__cause__ else None)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _config_options(group: str) -> list[str]:
+    folder = config_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _missing_config_message(err: Exception) -> str:
+    import difflib
+    import re
+
+    m = re.search(r"Could not find '([^']+)/([^'/]+)'", str(err))
+    if not m:
+        return f"the config cannot be composed: {str(err).splitlines()[0]}"
+    group, name = m.group(1), m.group(2)
+    options = _config_options(group)
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    hint = f" Closest: {', '.join(close)}." if close else ""
+    more = " (`ganzoo list` shows the models with their sizes)" if group == "model" else ""
+    return f"{group}={name}: there is no {group} config {name!r}.{hint} Choose from: {', '.join(options)}{more}."
+
+
+def _leaves(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every value of a config (containers too), e.g. ``model.optim.G.lr``."""
+    from omegaconf import DictConfig
+
+    out = []
+    if isinstance(node, DictConfig):
+        for k in node.keys():
+            key = f"{prefix}{k}"
+            out.append(key)
+            try:
+                child = node._get_node(k)
+            except Exception:  # noqa: BLE001 - a node that cannot be read has no sub-keys to offer
+                continue
+            out += _leaves(child, key + ".")
+    return out
+
+
+def _unknown_key_message(key: str, good: list[str]) -> str:
+    """``trainer.kimgg``: did you mean ``trainer.kimg``; ``model.lr``: the key is ``model.optim.G.lr`` (and D)."""
+    import difflib
+
+    from .training.config import compose_train_config
+
+    try:
+        cfg = compose_train_config(good)
+    except Exception:  # noqa: BLE001 - another mistake: suggest against the default config
+        cfg = compose_train_config([])
+    keys = _leaves(cfg)
+    leaf, top = key.split(".")[-1], key.split(".")[0]
+    parent = key.rsplit(".", 1)[0] if "." in key else None
+    groups = [g for g in ("model", "data", "trainer", "logger", "augment", "experiment") if _config_options(g)]
+    if parent is None:
+        tops = [k for k in keys if "." not in k]
+        close = difflib.get_close_matches(key, sorted(set(groups) | set(tops)), n=3)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        return (f"{key}: there is no top-level key {key!r} in this config.{hint} Config groups: {', '.join(groups)} "
+                f"(e.g. model=sagan); other top-level keys: {', '.join(t for t in tops if t not in groups)}.")
+    siblings = [k[len(parent) + 1:] for k in keys if k.startswith(parent + ".") and "." not in k[len(parent) + 1:]]
+    # The same name deeper in the same section (model.lr -> model.optim.G.lr), then close spellings beside it.
+    same_leaf = [k for k in keys if k.split(".")[-1] == leaf and k.split(".")[0] == top and k != key]
+    close = [f"{parent}.{c}" for c in difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.6)]
+    suggestions = list(dict.fromkeys(same_leaf + close))[:4]
+    msg = f"{key}: {parent} has no key {leaf!r} in this config."
+    if suggestions:
+        msg += f" Did you mean {' or '.join(suggestions)}?"
+    if siblings:
+        msg += f" {parent} has: {', '.join(siblings)}."
+    return msg
 
 
 def _train(argv: list[str]) -> int:
@@ -93,6 +239,7 @@ def _train(argv: list[str]) -> int:
         print(f"done: {summary['images_seen']} images, {summary['step']} steps; run folder {run_dir}")
         result["rc"] = 0
 
+    _check_overrides(argv)  # a misspelt name or key: exit 2 with the closest valid ones, not Hydra's raw output
     sys.argv = [sys.argv[0]] + _resume_in_place(argv)
     # Ctrl-C before training starts must raise KeyboardInterrupt whatever handler the host process
     # (a notebook, a test runner, a library) left installed; the trainer installs its own while it runs.
@@ -186,7 +333,12 @@ def _generate(argv: list[str]) -> int:
     )
     add_generate_args(parser)
     args = parser.parse_args(argv)
-    for path in run_generate(args):
+    try:
+        paths = run_generate(args)
+    except OSError as err:  # a folder where a file goes, a read-only or full disk: a message, not a traceback
+        raise GanzooError(f"cannot write {err.filename or args.out or 'the images'}: {err.strerror or err}. Pass "
+                          "--out with a writable file (or an existing folder) and try again") from None
+    for path in paths:
         print(path)
     return 0
 
@@ -199,8 +351,14 @@ def _eval(argv: list[str]) -> int:
         "with their provenance, are appended to <run>/eval.jsonl.",
     )
     parser.add_argument("checkpoint", help="run folder, checkpoints/ folder or snapshot-*.safetensors")
+    from .evaluation import KIND_NAMES, METRICS_BY_KIND
+
+    kinds = "; ".join(f"{KIND_NAMES[k]}: {', '.join(m)}" for k, m in METRICS_BY_KIND.items())
     parser.add_argument("--metrics", default="fid,kid,pr",
-                        help="comma list of fid, kid, pr, is, ppl (style models), lpips_diversity (default fid,kid,pr)")
+                        help=f"comma list (default fid,kid,pr). What a run can have depends on its kind: {kinds}. "
+                        "ppl needs a style generator (stylegan, stylegan2); a tokenizer's fid, kid, pr compare "
+                        "reconstructions with their inputs (rfid = fid), and psnr, ssim, codebook come with any of its "
+                        "metrics. A metric the run's kind cannot have is refused")
     parser.add_argument("--num-fake", type=int, default=10_000, help="generated images (default 10000)")
     parser.add_argument("--num-real", type=int, default=None, help="real images (default: the whole split)")
     parser.add_argument("--split", default="train", help="reference split of the training data (default train)")
@@ -210,9 +368,10 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument("--lpips-weights", default=None, help="torchvision VGG16/AlexNet weights for ppl/diversity")
     parser.add_argument("--no-download", action="store_true", help="never download feature weights")
     parser.add_argument("--cache-dir", default=None, help="reference-statistics cache (default ~/.cache/ganzoo)")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64, help="images per forward pass (default 64)")
     parser.add_argument("--raw", action="store_true", help="score the trained weights, not the EMA copy")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, "
+                        "mps")
     parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
                         help="change the run's data config, e.g. --data root=~/ffhq for an imported run (repeatable)")
     args = parser.parse_args(argv)
@@ -301,11 +460,36 @@ def _import(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit:  # argparse's --help and usage errors: their output is flushed here too
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # inside the try: a closed pipe (`ganzoo --help | head -3`) is caught here
+        return code
+    except BrokenPipeError:
+        # The reader went away: stop quietly. Point stdout at /dev/null so the interpreter's final flush is silent.
+        import os
+
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141  # 128 + SIGPIPE, what the shell reports for a command stopped by a closed pipe
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        print(f"\ncommands: {', '.join(COMMANDS)}")
+        print(_usage())
         return 0 if argv else 1
+    if argv[0] in ("--version", "-V"):
+        from . import __version__
+
+        print(f"ganzoo {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": _train, "generate": _generate, "eval": _eval, "bench": _bench, "list": _list,
                 "reconstruct": _reconstruct, "import": _import}

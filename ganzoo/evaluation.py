@@ -43,6 +43,31 @@ PERCEPTUAL_METRICS = ("ppl", "lpips_diversity")
 # Metrics of autoencoders (bundle.info["kind"] == "autoencoder") between inputs and reconstructions;
 # "fid"/"kid"/"pr" of such a bundle are also measured that way (rFID, ...). See _reconstruction_metrics.
 RECONSTRUCTION_METRICS = ("rfid", "psnr", "ssim", "lpips", "codebook")
+# What each kind of run can be scored with (`ganzoo eval --metrics`): a GAN or a code prior is scored on its samples,
+# a tokenizer (stage-1 autoencoder) on its reconstructions of real images (fid/kid/pr there mean rFID, ...).
+METRICS_BY_KIND = {
+    "gan": ("fid", "kid", "pr", "is", "ppl", "lpips_diversity"),
+    "prior": ("fid", "kid", "pr", "is", "lpips_diversity"),
+    "autoencoder": ("rfid", "fid", "kid", "pr", "psnr", "ssim", "lpips", "codebook"),
+}
+KIND_NAMES = {"gan": "a GAN", "prior": "a code prior (VQ stage 2)", "autoencoder": "a VQ tokenizer (stage 1)"}
+_METRIC_ALIASES = {"precision_recall": "pr", "inception_score": "is"}
+
+
+def check_metrics_for(bundle: Bundle, metrics: tuple[str, ...] | list[str], *, where: str = "--metrics") -> None:
+    """A :class:`ConfigError` naming the metrics this run can have when ``metrics`` holds one its kind cannot
+    (PSNR of a GAN, IS of a tokenizer, ...): they would be computed from nothing and silently left out."""
+    kind = bundle.info.get("kind") or "gan"
+    allowed = METRICS_BY_KIND.get(kind, METRICS_BY_KIND["gan"])
+    bad = [m for m in metrics if _METRIC_ALIASES.get(m, m) not in allowed]
+    if bad:
+        name = bundle.info.get("name") or "this run"
+        hint = {"gan": " (reconstruction metrics need a tokenizer run: `ganzoo eval <vqgan run> --metrics psnr`)",
+                "prior": " (the reconstruction metrics belong to its tokenizer: `ganzoo eval <its stage-1 run>`)",
+                "autoencoder": " (a tokenizer draws no samples: score its prior for sample metrics)"}.get(kind, "")
+        raise ConfigError(f"{where} {','.join(bad)}: {name} is {KIND_NAMES.get(kind, kind)}, which cannot have "
+                          f"{'this metric' if len(bad) == 1 else 'these metrics'}; it can have "
+                          f"{', '.join(allowed)}{hint}")
 
 
 @dataclass
@@ -377,6 +402,7 @@ def evaluate_checkpoint(
 
     snap = load_snapshot(path, with_state=False)
     bundle, modules, state = load_generator(snap, ema=ema, device=device)
+    check_metrics_for(bundle, protocol.metrics)
     config = OmegaConf.create(snap.config_yaml) if snap.config_yaml else None
     if config is None or "data" not in config:
         raise ConfigError(f"{str(snap.path)!r} does not record its training data; it was not written by `ganzoo train`")

@@ -8,7 +8,7 @@ with cross-entropy to predict each code from the ones before it. ``cond_tokens="
 index in the code vocabulary itself (taming's ``Labelator``/``SOSProvider``: class ``c`` is token ``c``,
 the start token is 0); ``"separate"`` gives the prefix its own tokens after the codes (``n_embed + c``),
 which never collide with codes, and sampling only draws codes. ``pkeep < 1`` replaces input codes by
-random ones with probability ``1 - pkeep`` (taming's ``pkeep``).
+random tokens of the GPT's whole vocabulary with probability ``1 - pkeep`` (taming's ``pkeep``).
 
 Sampling draws the codes with a key/value cache (temperature, top-k, top-p) and decodes them with the
 tokenizer; with ``grid=(H, W)`` larger than the training grid each code attends only to a training-sized
@@ -147,7 +147,9 @@ class PriorObjective(Objective):
         inputs = codes
         if self.pkeep < 1.0:
             keep = torch.bernoulli(torch.full_like(codes, self.pkeep, dtype=torch.float)).bool()
-            inputs = torch.where(keep, codes, torch.randint_like(codes, self.n_embed))
+            # taming's Net2NetTransformer.forward: torch.randint_like(z_indices, transformer.config.vocab_size), the
+            # whole vocabulary (class tokens included), not only the codes.
+            inputs = torch.where(keep, codes, torch.randint_like(codes, gpt.vocab_size))
         prefix = prefix_tokens(batch.label, len(batch), cond_tokens=self.cond_tokens, n_embed=self.n_embed,
                                device=codes.device)  # [N, 1]
         logits = gpt(torch.cat([prefix, inputs[:, :-1]], dim=1))  # [N, h * w, vocab]
@@ -267,6 +269,8 @@ def vq_prior(
     if cond_tokens not in ("shared", "separate"):
         raise ConfigError(f"model.cond_tokens={cond_tokens!r}; use shared (taming) or separate")
     tok, resolved = _tokenizer(stage1, stage1_hash, stage1_model)
+    if tok is not None and resolved:
+        _check_family(tok, tokenizer, stage1, resolved["stage1_model"])
     missing = None
     if tok is None:
         if tokenizer is None:
@@ -305,6 +309,44 @@ def vq_prior(
         return sample_prior(modules, n, **{**s, **opts, "cond_tokens": cond_tokens, "c_dim": int(c_dim)})
 
     return Bundle(modules={"prior": gpt, "tokenizer": tok}, objective=objective, sample=draw, ema=None, info=info)
+
+
+def _check_family(tok: FrozenTokenizer, tokenizer: Any, stage1: str | None, stage1_cfg: Mapping[str, Any]) -> None:
+    """A prior sized for one tokenizer family (``model.tokenizer``, e.g. vit_vqgan_tiny) refuses a stage-1 run of
+    the other (a vqgan_tiny run): its config would name one tokenizer and hold another."""
+    from ..registry import build_model_shapes, list_models
+
+    if not isinstance(tokenizer, str) or tokenizer not in list_models():
+        return
+    expected = type(build_model_shapes(tokenizer).modules["G"])
+    got = type(tok.ae)
+    if got is expected:
+        return
+    name = stage1_cfg.get("name", "?")
+    fit = prior_for(name, got)
+    raise ConfigError(
+        f"model.stage1={stage1!r} is a {name} run (a {got.__name__} tokenizer), but this prior is set up for "
+        f"model.tokenizer={tokenizer} (a {expected.__name__}). Use the prior of that tokenizer's family"
+        + (f" (e.g. model={fit})" if fit else "")
+        + f", or keep this prior's sizes and name the tokenizer truly with model.tokenizer={name}")
+
+
+def prior_for(tokenizer_name: str, tokenizer_type: type) -> str | None:
+    """The registered code prior for a tokenizer: the one sized for that preset, else one of its family."""
+    from ..registry import build_model_shapes, list_models
+
+    priors = {m: _prior_tokenizer(m) for m in list_models()}
+    fits = [m for m, t in priors.items() if t == tokenizer_name] or [
+        m for m, t in priors.items() if t is not None and type(build_model_shapes(t).modules["G"]) is tokenizer_type]
+    return fits[0] if fits else None
+
+
+def _prior_tokenizer(name: str) -> str | None:
+    from ..registry import get_entry
+
+    entry = get_entry(name)
+    tok = entry.presets.get("tokenizer") if entry.builder is vq_prior else None
+    return tok if isinstance(tok, str) else None
 
 
 def _tokenizer(stage1: str | None, expected: str | None,

@@ -8,6 +8,8 @@ from a cached or an uncached forward (up to the floating-point differences of th
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -16,8 +18,8 @@ from ganzoo.layers.gpt import GPT
 
 
 def _check_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ConfigError(f"temperature must be a finite number > 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"top_k must be >= 1 (or null for no top-k), got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -29,7 +31,11 @@ def filter_logits(logits: torch.Tensor, *, top_k: int | None = None, top_p: floa
 
     ``top_k`` keeps the ``k`` largest logits (all of a tie at the k-th value, as taming's
     ``top_k_logits``). ``top_p`` (nucleus sampling, Holtzman et al. 2020) keeps the smallest set of
-    most likely tokens whose softmax mass reaches ``top_p``, always at least the argmax. With both,
+    most likely tokens whose softmax mass reaches ``top_p``, always at least the argmax: a token is
+    dropped only when the more likely tokens before it hold *more than* ``top_p``, so a token after
+    exactly ``top_p`` is kept. That is the rule of transformers' ``top_k_top_p_filtering`` /
+    ``TopPLogitsWarper`` of the 4.3 line that taming's ``sample_with_past`` calls (taming pins
+    transformers 4.3.1): descending cumulative mass ``> top_p``, shifted right by one. With both,
     top-k is applied first and the nucleus is taken of what remains.
     """
     _check_options(1.0, top_k, top_p)
@@ -43,8 +49,9 @@ def filter_logits(logits: torch.Tensor, *, top_k: int | None = None, top_p: floa
         # At least float32 for the running mass (half-precision sums drift).
         probs = sorted_logits.to(torch.promote_types(sorted_logits.dtype, torch.float32)).softmax(dim=-1)
         mass_before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
-        # Token r is needed while the tokens before it hold less than top_p; rank 0 always is.
-        drop_sorted = mass_before >= top_p
+        # Token r is kept while the tokens before it hold at most top_p (transformers: cumsum > top_p, shifted right
+        # by one); rank 0 always is.
+        drop_sorted = mass_before > top_p
         drop_sorted[..., 0] = False
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         out = out.masked_fill(drop, float("-inf"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,8 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
                         "classes: one row per class; truncation-sweep: latents x thresholds; class-interp: class "
                         "interpolation at fixed z; attention: self-attention maps of query pixels")
     parser.add_argument("--out", default=None,
-                        help="output PNG (interp: <out>.png strip and <out>.gif); default <run>/generated/<name>.png")
+                        help="output PNG (interp: <out>.png strip and <out>.gif), or an existing folder to write the "
+                        "default file name into; default <run>/generated/<name>.png")
     parser.add_argument("--seeds", default=None, metavar="LIST",
                         help="grid: one image per seed; interp: keyframe seeds (>= 2); classes, truncation-sweep, "
                         "class-interp, attention: one latent per seed. E.g. 1,2,3 or 0-7 or 0-3,9")
@@ -168,8 +170,10 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
                         "turn (--mode classes: the rows)")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="extra generator option")
     parser.add_argument("--raw", action="store_true", help="use the trained weights, not the EMA copy")
-    parser.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=32, help="images per forward pass (default 32; lower it if "
+                        "memory runs out)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, "
+                        "mps")
     parser.add_argument("--nrow", type=int, default=None, help="images per row (grid, interp strip)")
     parser.add_argument("--individual", default=None, metavar="DIR",
                         help="also write one PNG per image (grid) or frame (interp) into DIR")
@@ -282,6 +286,9 @@ def check_args(args: argparse.Namespace) -> None:
                         ("--frame-ms", args.frame_ms)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if args.layer is not None and args.layer < 0:
+        raise ConfigError(f"--layer must be >= 0 (the generator's self-attention layers in module order, 0 = the "
+                          f"first), got {args.layer}")
     if args.cutoff is not None and args.cutoff < 0:
         raise ConfigError(f"--cutoff must be >= 0, got {args.cutoff}")
     keys = {o.split("=", 1)[0] for o in args.opt}
@@ -297,12 +304,20 @@ def _check_model_args(args: argparse.Namespace, bundle: Bundle, G: nn.Module | N
     if G is None and args.mode not in (("grid", "classes") if is_prior else ("grid",)):
         raise ConfigError(f"--mode {args.mode} needs a GAN generator G; {model} has none. Use --mode grid"
                           + (" or classes" if is_prior else ""))
+    if bundle.info.get("kind") == "autoencoder" and args.mode != "grid":
+        raise ConfigError(f"--mode {args.mode}: {model} is a VQ tokenizer (stage 1), not a generator; use "
+                          f"`ganzoo reconstruct {args.checkpoint}` to see its reconstructions, or train a code prior "
+                          "on it and generate from that")
     if not is_prior:
         given = [f for f, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p),
                                 ("--grid", args.grid)) if v is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} only apply to code priors (vqgan_prior, vit_vqgan_prior); "
                               f"{model} is not one")
+    elif args.top_k is not None and args.top_k > int(bundle.info["n_embed"]):
+        n_embed = int(bundle.info["n_embed"])
+        raise ConfigError(f"--top-k {args.top_k} is above the {n_embed} codes of this prior's tokenizer (it would "
+                          f"keep every code): use 1-{n_embed}, or drop --top-k to draw from all of them")
     for flag, value in (("--psi (truncation)", args.psi), ("--cutoff (truncation)", args.cutoff),
                         ("--noise", args.noise)):
         if value is not None:
@@ -389,6 +404,17 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     bundle, modules, state = load_generator(args.checkpoint, ema=not args.raw, device=args.device)
     G = modules.get("G")
     _check_model_args(args, bundle, G)
+    if bundle.info.get("kind") == "autoencoder":
+        from ..models.vq_prior import prior_for
+
+        prior = prior_for(str(bundle.info.get("name")), type(G)) or "vqgan_prior"
+        print(f"note: {bundle.info.get('name', 'this run')} is a VQ tokenizer (stage 1) with no prior of its own: "
+              "these images decode uniformly random codes, not samples of the data. For samples, train a code prior "
+              f"on it (`ganzoo train model={prior} model.stage1={args.checkpoint}`) and generate from that run; to "
+              f"see how well it reconstructs images, `ganzoo reconstruct {args.checkpoint}`.",
+              file=sys.stderr)
+    if args.out is not None and Path(args.out).is_dir():
+        args.out_dir, args.out = Path(args.out), None  # an existing folder: the default file name, inside it
     style = G is not None and is_style_generator(G)
     opts = dict(bundle.sample_opts(state) if bundle.sample_opts else {})
     user_opts = parse_opts(args.opt)
@@ -399,7 +425,7 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     opts.update(prior_opts(args))
     trunc = {"truncation_psi": 1.0 if args.psi is None else args.psi, "truncation_cutoff": args.cutoff}
     noise_mode = args.noise or "const"
-    generated = _run_dir(args.checkpoint) / "generated"
+    generated = getattr(args, "out_dir", None) or _run_dir(args.checkpoint) / "generated"
 
     if args.mode == "interp":
         seeds = parse_seeds(args.seeds)

@@ -4,6 +4,7 @@ of draws per class. A prior has no latent ``z``: a seed drives its sampler's own
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ def prior_opts(args: argparse.Namespace) -> dict[str, Any]:
     """``temperature``, ``top_k``, ``top_p`` and ``grid`` from the flags that were given."""
     opts: dict[str, Any] = {}
     if args.temperature is not None:
-        if not args.temperature > 0:
-            raise ConfigError(f"--temperature must be > 0, got {args.temperature}")
+        if not (args.temperature > 0 and math.isfinite(args.temperature)):
+            raise ConfigError(f"--temperature must be a finite number > 0 (1 = the model's own distribution; "
+                              f"lower is sharper), got {args.temperature}")
         opts["temperature"] = args.temperature
     if args.top_k is not None:
         if args.top_k < 1:

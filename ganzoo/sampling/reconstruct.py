@@ -180,8 +180,9 @@ def add_reconstruct_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--histogram", action="store_true", help="also draw the code-usage histogram")
     parser.add_argument("--lpips-weights", default=None, help="torchvision AlexNet weights file for LPIPS")
     parser.add_argument("--raw", action="store_true", help="use the trained weights, not the EMA copy")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=64, help="images per forward pass (default 64)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, "
+                        "mps")
 
 
 def _interleave_rows(a: torch.Tensor, b: torch.Tensor, cols: int) -> list[torch.Tensor]:

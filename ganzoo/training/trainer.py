@@ -141,11 +141,13 @@ class Trainer:
         self.evaluator = None
         ecfg = self.tcfg.get("eval")
         if ecfg is not None and (ecfg.get("every_kimg") is not None or ecfg.get("every_minutes") is not None):
-            from ..evaluation import EvalProtocol, Evaluator
+            from ..evaluation import EvalProtocol, Evaluator, check_metrics_for
 
             proto_cfg = {k: v for k, v in OmegaConf.to_container(ecfg, resolve=True).items()
                          if k not in ("every_kimg", "every_minutes", "best_metric")}
-            self.evaluator = Evaluator(EvalProtocol.from_config(proto_cfg), cfg.data, resolution=self.bundle.resolution,
+            protocol = EvalProtocol.from_config(proto_cfg)
+            check_metrics_for(self.bundle, protocol.metrics, where="trainer.eval.metrics")  # before any training
+            self.evaluator = Evaluator(protocol, cfg.data, resolution=self.bundle.resolution,
                                        channels=self.bundle.channels, device=self.device)
             self.best_metric = ecfg.get("best_metric")
             if self.best_metric is not None and self.best_metric not in _METRIC_DIRECTION:
