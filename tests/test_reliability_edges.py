@@ -238,3 +238,38 @@ def test_a_killed_write_leaves_no_stray_checksum_file(tmp_path):
     (ckpt / ".snapshot-0000000016.sha256.json.abc123").write_text("{}")
     ck.clean_temp_files(ckpt)
     assert not list(ckpt.iterdir())
+
+
+# -- issue 19.12, 19.13, 19.22 --------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["weights", "state", "checksum", "latest"])
+def test_disk_full_during_each_kind_of_write_says_so_and_keeps_the_earlier_snapshot(tmp_path, monkeypatch, capsys,
+                                                                                    kind):
+    run = tmp_path / "run"
+    monkeypatch.setenv("GANZOO_FAULT", f"{kind}.written:2:ENOSPC")  # the second snapshot's write finds the disk full
+    assert main(["train", *SMOKE, "trainer.grid=0", f"hydra.run.dir={run}"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "snapshot-0000000128" in err and "Traceback" not in err
+    monkeypatch.delenv("GANZOO_FAULT")
+    snaps = sorted((run / "checkpoints").glob("snapshot-*.safetensors"))
+    assert [p.name for p in snaps][:1] == ["snapshot-0000000128.safetensors"]
+    assert load_snapshot(snaps[0]).state["images_seen"] == 128  # it verifies against its checksums
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_run_folder_that_takes_no_files_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    trainer = Trainer(compose(SMOKE), tmp_path / "run")
+    trainer.run_dir = blocker / "run"  # its checkpoints/ cannot be created
+    with pytest.raises(CheckpointError, match="cannot write checkpoints .* so nothing was trained"):
+        trainer.fit()
+    assert trainer.step == 0
+
+
+def test_config_yaml_says_it_is_a_record(tmp_path, train_run):
+    from omegaconf import OmegaConf
+
+    train_run("trainer.steps=1", "trainer.grid=0")
+    text = (tmp_path / "run" / "config.yaml").read_text()
+    assert text.startswith("# The configuration this run was trained with") and "editing it" in text
+    assert OmegaConf.load(tmp_path / "run" / "config.yaml").model.name == "dcgan_tiny"

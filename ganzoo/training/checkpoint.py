@@ -21,7 +21,8 @@ Temporary files of a killed write are removed by :func:`clean_temp_files` on the
 snapshot with a non-finite weight is never written.
 
 Fault injection (tests, ``docs/reliability.md``): ``GANZOO_FAULT=<point>:<n>[:<signal>]`` (several
-separated by commas) sends the process ``signal`` (default KILL) the ``n``-th time it reaches
+separated by commas) sends the process ``signal`` (default KILL; ``ENOSPC`` raises a disk-full error
+instead) the ``n``-th time it reaches
 ``point``: ``<kind>.begin`` (temporary file created, empty), ``<kind>.written`` (temporary file
 complete, not yet renamed) or ``<kind>.renamed`` for ``kind`` in weights, state, checksum, latest, and the
 trainer's ``step`` (after each optimizer step) and ``startup``.
@@ -29,6 +30,7 @@ trainer's ``step`` (after each optimizer step) and ``startup``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -73,6 +75,8 @@ def fault_point(name: str) -> None:
         point, _, rest = item.strip().partition(":")
         count, _, sig = rest.partition(":")
         if point == name and count.isdigit() and int(count) == _FAULT_COUNTS[name]:
+            if sig.upper() == "ENOSPC":  # a full disk at this point of the write
+                raise OSError(errno.ENOSPC, "No space left on device (GANZOO_FAULT)")
             os.kill(os.getpid(), getattr(signal, f"SIG{(sig or 'KILL').upper()}"))
 
 

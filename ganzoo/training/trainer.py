@@ -40,6 +40,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .compile import compile_phases
+from .disk import WRITE_ERRORS, check_writable, write_failed
 from .ema import make_ema, update_ema
 from .grids import draw_grid, fixed_latents, grid_reals
 from .guard import DivergenceGuard, GuardConfig
@@ -48,6 +49,11 @@ from .precision import Precision
 from .restore import restore_run
 from .signals import StopRequest
 from .validate import check_classes, report_empty_class_folders, validate_config
+
+# config.yaml is a record, not an input: a resume takes the config stored in its checkpoint (issue 19.22).
+CONFIG_HEADER = ("# The configuration this run was trained with, written by `ganzoo train` (a record: editing it\n"
+                 "# changes nothing). A resume uses the copy stored in its checkpoint; change a setting on the\n"
+                 "# command line: ganzoo train trainer.resume=<this folder> <key>=<value>\n")
 
 
 class Trainer:
@@ -230,15 +236,11 @@ class Trainer:
             "step": str(self.step),
             "ganzoo_version": __version__,
         }
-        return save_snapshot(
-            self.run_dir / "checkpoints",
-            modules=self.modules,
-            ema=self.ema,
-            state=state,
-            metadata=metadata,
-            keep=int(self.tcfg.keep_checkpoints),
-            name=name,
-        )
+        try:
+            return save_snapshot(self.run_dir / "checkpoints", modules=self.modules, ema=self.ema, state=state,
+                                 metadata=metadata, keep=int(self.tcfg.keep_checkpoints), name=name)
+        except WRITE_ERRORS as err:  # a full disk or a folder that stopped taking files: say so, keep the rest
+            raise write_failed(err, self.run_dir / "checkpoints") from err
 
     def _fixed_latents(self) -> dict[str, torch.Tensor | None]:
         return fixed_latents(self.bundle, self.dataset, int(self.tcfg.grid), int(self.tcfg.grid_seed), self.c_dim)
@@ -324,10 +326,12 @@ class Trainer:
         Raises :class:`DivergedError` (nothing written after the last check) when training diverges."""
         from tqdm.auto import tqdm
 
+        if self.is_main:
+            check_writable(self.run_dir / "checkpoints")  # now, not at the first save after minutes of training
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             clean_temp_files(self.run_dir / "checkpoints")  # left by a write that was killed
-            config_yaml = OmegaConf.to_yaml(self.cfg, resolve=True)
+            config_yaml = CONFIG_HEADER + OmegaConf.to_yaml(self.cfg, resolve=True)
             atomic_write(self.run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_yaml))
         logger = self._make_logger()
         if self._restored_rng is not None:
