@@ -207,24 +207,42 @@ def _train(argv: list[str]) -> int:
         from .training.resume import merge_for_resume, record_command, resume_hint
         from .training.signals import describe, exit_code_for
         from .training.trainer import Trainer
+        from .training.validate import RESUMING
 
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
+        # Hydra has just made the folder and written .hydra/ and the job log: if the command fails before it
+        # trains, a folder that held nothing else before is removed again (a failed command writes nothing).
+        fresh = _holds_only_hydra_files(run_dir)
+        if result.get("tee") is not None:  # the previous job of a multirun
+            result.pop("tee").uninstall()
+        result["log"] = run_dir / "train.log"
+        result["tee"] = _Tee.install(result["log"])  # the console, also into <run>/train.log
         trainer = None
         try:
             # A resumed run takes its own config; the command line changes only the keys it names.
             cfg = merge_for_resume(cfg, list(hydra_cfg.overrides.task))
-            trainer = Trainer(cfg, run_dir)
+            resuming = RESUMING.set(str(cfg.trainer.resume) if cfg.trainer.get("resume") else None)
+            try:
+                trainer = Trainer(cfg, run_dir)
+            finally:
+                RESUMING.reset(resuming)
             if trainer.is_main:  # every check passed: the run's history of commands (appended, never rewritten)
                 record_command(run_dir, argv)
+            if result.get("tee") is not None:  # the console so far, and from now on, into train.log
+                result["tee"].start()
             summary = trainer.fit()
         except GanzooError as err:
             print(f"error: {err}", file=sys.stderr)
             result["rc"] = err.exit_code
+            if fresh and (trainer is None or trainer.step == 0):
+                _discard_run_folder(run_dir, result)
             return
         except KeyboardInterrupt:
             if trainer is None:
                 print("interrupted during start-up: nothing was trained or written.", file=sys.stderr)
+                if fresh:
+                    _discard_run_folder(run_dir, result)
             else:
                 print(f"aborted at step {trainer.step}: a checkpoint being written was discarded, earlier ones are "
                       f"intact. {resume_hint(run_dir)}", file=sys.stderr)
@@ -236,11 +254,19 @@ def _train(argv: list[str]) -> int:
                   f"ganzoo train trainer.resume={run_dir}")
             result["rc"] = exit_code_for(summary["stopped"])
             return
-        print(f"done: {summary['images_seen']} images, {summary['step']} steps; run folder {run_dir}")
+        minutes = summary.get("time_limit_minutes")
+        if minutes is not None:  # the time budget bound before the images did: say so, not a plain "done"
+            print(f"stopped at the {minutes:g}-minute budget (trainer.minutes={minutes:g}): {summary['images_seen']} "
+                  f"of {summary['total_images']} images, {summary['step']} steps; run folder {run_dir}. Raise "
+                  f"trainer.minutes (or set it to null) with trainer.resume={run_dir} to train on")
+        else:
+            print(f"done: {summary['images_seen']} images, {summary['step']} steps; run folder {run_dir}")
         result["rc"] = 0
 
     _check_overrides(argv)  # a misspelt name or key: exit 2 with the closest valid ones, not Hydra's raw output
-    sys.argv = [sys.argv[0]] + _resume_in_place(argv)
+    # Hydra's job log is <run>/<job name>.log: naming the job `train` makes it the train.log the console is teed into.
+    job_name = [] if any(a.startswith("hydra.job.name=") for a in argv) else ["hydra.job.name=train"]
+    sys.argv = [sys.argv[0]] + _resume_in_place(argv) + job_name
     # Ctrl-C before training starts must raise KeyboardInterrupt whatever handler the host process
     # (a notebook, a test runner, a library) left installed; the trainer installs its own while it runs.
     previous = _set_sigint(signal.default_int_handler)
@@ -254,7 +280,125 @@ def _train(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     finally:
         _set_sigint(previous)
+        if result.get("tee") is not None:
+            result.pop("tee").uninstall()
+        log = result.get("log")
+        if log is not None and log.is_file() and log.stat().st_size == 0:  # Hydra's empty job log of a refusal
+            log.unlink()
     return int(result.get("rc", 0))
+
+
+HYDRA_FILES = {".hydra", "train.log", "cli.log"}
+
+
+def _holds_only_hydra_files(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds nothing but what Hydra writes as a job starts (``.hydra/``, the job log)."""
+    try:
+        return all(p.name in HYDRA_FILES for p in run_dir.iterdir())
+    except OSError:
+        return False
+
+
+def _discard_run_folder(run_dir: Path, result: dict[str, Any]) -> None:
+    """Remove the folder a command that failed before training created: nothing in it but Hydra's files and what
+    the failed start-up wrote (no snapshot). A folder holding a snapshot is never touched."""
+    import shutil
+
+    if any(run_dir.glob("checkpoints/snapshot-*")):
+        return
+    if result.get("tee") is not None:
+        result.pop("tee").uninstall()
+    import logging
+
+    for handler in logging.getLogger().handlers:  # Hydra's job log handler holds the file open
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
+            handler.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class _Log:
+    """The run's log file, fed by :class:`_Tee`. Lines are held in memory until :meth:`start` (the command passed
+    its checks), so a refused command leaves the file as it was; then they are appended and the file follows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lines, self.file, self.closed = path, [], None, False
+
+    def line(self, text: str) -> None:
+        if self.closed:  # a stream handler that kept the tee (Hydra's logging) writes to the console only
+            return
+        if self.file is None:
+            self.lines.append(text)
+            return
+        self.file.write(text + "\n")
+        self.file.flush()
+
+    def start(self) -> None:
+        if self.file is not None or self.closed:
+            return
+        try:
+            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        except OSError:  # the folder was checked writable; a log that cannot be kept costs only the log
+            return
+        for text in self.lines:
+            self.line(text)
+        self.lines = []
+
+    def close(self) -> None:
+        self.closed, self.lines = True, []
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class _Tee:
+    """stdout or stderr written to the console as before and, line by line, to a :class:`_Log`. Progress bars
+    redraw a line with ``\\r``: the log gets each line's final state only."""
+
+    def __init__(self, stream: Any, log: _Log) -> None:
+        self._stream, self._log, self._pending = stream, log, ""
+
+    @classmethod
+    def install(cls, path: Path) -> Any:
+        """Tee stdout and stderr into ``path``; returns an object with ``start()`` and ``uninstall()``."""
+        import os
+
+        if os.environ.get("RANK", "0") != "0":  # one log per run: rank 0's console
+            return None
+        log = _Log(path)
+        tees = (cls(sys.stdout, log), cls(sys.stderr, log))
+        sys.stdout, sys.stderr = tees
+
+        class Installed:
+            start = log.start
+
+            def uninstall(self) -> None:
+                for tee, name in zip(tees, ("stdout", "stderr")):
+                    tee._flush_pending()
+                    if getattr(sys, name) is tee:
+                        setattr(sys, name, tee._stream)
+                log.close()
+
+        return Installed()
+
+    def write(self, text: str) -> int:
+        n = self._stream.write(text)
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            self._log.line(line.rsplit("\r", 1)[-1])
+        return n
+
+    def _flush_pending(self) -> None:
+        text = self._pending.rsplit("\r", 1)[-1]
+        if text.strip():
+            self._log.line(text)
+        self._pending = ""
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... of the console stream
+        return getattr(self._stream, name)
 
 
 def _set_sigint(handler: Any) -> Any:
@@ -268,40 +412,125 @@ def _set_sigint(handler: Any) -> Any:
 
 
 # -- list ----------------------------------------------------------------------------------------
+def _model_yaml(name: str) -> Any:
+    """``conf/model/<name>.yaml`` with its ``defaults:`` (other model configs, then ``_self_``) merged, as Hydra
+    composes it for ``model=<name>``, but with OmegaConf alone: ``ganzoo list`` reads 33 of them."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(config_dir() / "model" / f"{name}.yaml")
+    defaults = list(node.pop("defaults", None) or [])
+    parts = [_model_yaml(d) for d in defaults if isinstance(d, str) and d != "_self_"]
+    if defaults and defaults[-1] != "_self_":  # _self_ first: the file's own keys lose to its defaults
+        return OmegaConf.merge(node, *parts)
+    return OmegaConf.merge(*parts, node)
+
+
+def _default_train_config(name: str) -> Any:
+    """What ``compose_train_config(["model=<name>"])`` gives for the keys a model is built from (model, data,
+    trainer), read with OmegaConf; tests hold it equal to the Hydra composition for every model config."""
+    from omegaconf import OmegaConf
+
+    def group(folder: str, option: str) -> Any:
+        node = OmegaConf.load(config_dir() / folder / f"{option}.yaml")
+        node.pop("defaults", None)
+        return node
+
+    return OmegaConf.create({"model": _model_yaml(name), "data": group("data", "fashion"),
+                             "trainer": group("trainer", "default")})
+
+
+def _list_cache_key() -> str:
+    """A hash of everything a parameter count depends on: ganzoo's code, its configs and the torch version."""
+    import hashlib
+    from importlib import metadata
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    try:
+        digest.update(metadata.version("torch").encode())
+    except metadata.PackageNotFoundError:
+        pass
+    for path in sorted([*root.rglob("*.py"), *config_dir().rglob("*.yaml")]):
+        digest.update(str(path.relative_to(path.parents[1])).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _list_cache_file() -> Path:
+    import os
+
+    root = os.environ.get("GANZOO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "ganzoo")
+    return Path(root).expanduser() / "list" / f"{_list_cache_key()}.json"
+
+
+def _list_rows() -> list[list[str]]:
+    """One row per registered model: name, family, preset size, train size (conf/model), description. Models are
+    built on the meta device (shapes only), each configuration once."""
+    import json
+
+    import torch
+
+    from .bundle import count_params
+    from .registry import get_entry, list_models
+    from .runtime import build_bundle, model_kwargs, resolve_geometry
+
+    sizes: dict[str, str] = {}
+
+    def size(model_cfg: Any, auto: bool = False) -> str:
+        name, kwargs = model_kwargs(model_cfg)
+        key = json.dumps([name, kwargs, auto], sort_keys=True, default=str)
+        if key not in sizes:
+            with torch.device("meta"):  # sizes only: no memory, no init time
+                bundle = build_bundle(model_cfg)
+            counts = ", ".join(f"{k} {count_params(m) / 1e6:.2f}M" for k, m in bundle.modules.items())
+            geometry = f"auto={bundle.resolution}px/{bundle.channels}ch" if auto else f"{bundle.resolution}px"
+            sizes[key] = f"{geometry} {counts}"
+        return sizes[key]
+
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        preset = size({"name": name})
+        train = ""
+        if (config_dir() / "model" / f"{name}.yaml").exists():
+            cfg = _default_train_config(name)
+            auto = resolve_geometry(cfg.model, cfg.data) is not None  # `auto` sized at the default data
+            train = size(cfg.model, auto)
+            train = "same" if train == preset else train
+        rows.append([name, entry.family, preset, train or "-", entry.description])
+    return rows
+
+
 def _list(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="ganzoo list",
         description="Registered models, their family and sizes: 'preset' is the registry entry (build_model(name)), "
         "'train' is conf/model/<name>.yaml, what `ganzoo train model=<name>` runs, when it differs. A train "
-        "size marked 'auto' follows the data; it is shown at the default data (data=fashion).",
+        "size marked 'auto' follows the data; it is shown at the default data (data=fashion). The table is cached "
+        "under $GANZOO_CACHE/list (default ~/.cache/ganzoo/list), keyed by a hash of ganzoo's code and configs.",
     )
-    parser.parse_args(argv)
-    import torch
+    parser.add_argument("--no-cache", action="store_true", help="recount every model, ignoring the cache")
+    args = parser.parse_args(argv)
+    import json
+    import os
 
-    from .bundle import count_params
-    from .registry import build_model_shapes, get_entry, list_models
-    from .runtime import build_bundle, resolve_geometry
-    from .training.config import compose_train_config
-
-    def size(bundle, auto: bool = False) -> str:
-        counts = ", ".join(f"{k} {count_params(m) / 1e6:.2f}M" for k, m in bundle.modules.items())
-        geometry = f"auto={bundle.resolution}px/{bundle.channels}ch" if auto else f"{bundle.resolution}px"
-        return f"{geometry} {counts}"
-
-    rows = []
-    for name in list_models():
-        entry = get_entry(name)
-        preset = size(build_model_shapes(name))  # meta device: sizes only, no init time
-        train = ""
-        if (config_dir() / "model" / f"{name}.yaml").exists():
-            cfg = compose_train_config([f"model={name}"])
-            auto = resolve_geometry(cfg.model, cfg.data) is not None  # `auto` sized at the default data
-            with torch.device("meta"):
-                train = size(build_bundle(cfg.model), auto)
-            train = "same" if train == preset else train
-        rows.append((name, entry.family, preset, train or "-", entry.description))
+    cache = _list_cache_file()
+    rows = None
+    if not args.no_cache and cache.is_file():
+        try:
+            rows = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            rows = None
+    if rows is None:
+        rows = _list_rows()
+        try:  # a cache that cannot be written only costs the next call its speed
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(rows))
+            tmp.replace(cache)
+        except OSError:
+            pass
     header = ("model", "family", "preset", "train (conf/model)")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    widths = [max(len(r[i]) for r in rows + [list(header)]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  description")
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
@@ -480,6 +709,27 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, what the shell reports for a command stopped by a closed pipe
 
 
+# The config keys behind the options of generate, eval and reconstruct: their messages name the option the user
+# typed (`--device cuda`), not the key of `ganzoo train` it sets (`trainer.device=cuda`).
+FLAG_OF_KEY = {
+    "generate": {"trainer.device": "--device"},
+    "eval": {"trainer.device": "--device", "data.split": "--split"},
+    "reconstruct": {"trainer.device": "--device", "data.split": "--split"},
+}
+
+
+def _in_flags(message: str, command: str) -> str:
+    """``message`` with each config key that ``command`` sets from an option named by that option:
+    ``trainer.device='nope'`` -> ``--device 'nope'``, ``set data.split=train`` -> ``pass --split train``."""
+    import re
+
+    for key, flag in FLAG_OF_KEY.get(command, {}).items():
+        message = re.sub(rf"\b(?:set|use) {re.escape(key)}=", f"pass {flag} ", message)
+        message = re.sub(rf"\b{re.escape(key)}=", f"{flag} ", message)
+        message = re.sub(rf"\b{re.escape(key)}\b", flag, message)
+    return message
+
+
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -503,7 +753,7 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         return handlers[command](rest)
     except GanzooError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_in_flags(str(err), command)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:  # Ctrl-C while a command starts (imports, data) or runs: no traceback
         print("interrupted.", file=sys.stderr)

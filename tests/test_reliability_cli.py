@@ -136,7 +136,7 @@ def test_generate_out_an_existing_folder_writes_into_it(runs, tmp_path, capsys):
     folder.mkdir()
     assert main(["generate", str(runs["gan"]), "--n", "4", "--out", str(folder), "--device", "cpu"]) == 0
     written = list(folder.glob("*.png"))
-    assert [p.name for p in written] == ["seed0.png"] and str(written[0]) in capsys.readouterr().out
+    assert [p.name for p in written] == ["grid_n4_seed0.png"] and str(written[0]) in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["eval", "--help"]])
@@ -219,3 +219,108 @@ def test_training_refuses_eval_metrics_its_kind_cannot_have(tmp_path):
     with pytest.raises(ConfigError, match="trainer.eval.metrics psnr"):
         Trainer(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# -- 19.16: a time budget that binds drives the progress bar's ETA, and the final line names it --------------------
+def _seconds(clock: str) -> int:
+    total = 0
+    for part in clock.split(":"):
+        total = 60 * total + int(part)
+    return total
+
+
+def test_a_binding_time_budget_drives_the_eta_and_names_itself_at_the_end(tmp_path, capsys):
+    import re
+
+    run = tmp_path / "run"
+    # 1000 kimg would take many minutes at CPU speed; the 1.2-second budget binds first.
+    assert main(["train", *SMOKE, "trainer.kimg=1000", "trainer.minutes=0.02", "trainer.progress=true",
+                 "trainer.grid=4", "trainer.checkpoint_every_kimg=1000", f"hydra.run.dir={run}"]) == 0
+    out, err = capsys.readouterr()
+    assert "stopped at the 0.02-minute budget (trainer.minutes=0.02)" in out and "done:" not in out
+    etas = [_seconds(m) for m in re.findall(r"<(\d+(?::\d\d)+)", err)]  # tqdm's [elapsed<remaining, ...]
+    assert etas and etas[-1] == 0 and max(etas) < 30, etas  # the minutes left, not the images of trainer.kimg
+
+
+# -- 19.23: default output names never collide; identical runs save identical RNG states ----------------------------
+def test_generate_default_names_carry_what_distinguishes_them(tmp_path, capsys):
+    run = tmp_path / "cond"
+    Trainer(compose([*SMOKE, "model.c_dim=auto", "trainer.steps=1", "trainer.grid=4"]), run).fit()
+    requests = [
+        ["--n", "16", "--seed", "1"], ["--n", "64", "--seed", "1"], ["--n", "16", "--seed", "2"],
+        ["--n", "16", "--seed", "1", "--class", "3"], ["--n", "16", "--seed", "1", "--class", "4"],
+        ["--n", "16", "--seed", "1", "--truncation", "0.5"], ["--n", "16", "--seed", "1", "--raw"],
+        ["--seeds", "0-3"], ["--seeds", "0-3", "--class", "2"],
+        ["--mode", "classes", "--n", "4"], ["--mode", "classes", "--n", "6"],
+        ["--mode", "classes", "--n", "4", "--class", "1,2"],
+        ["--mode", "truncation-sweep", "--thresholds", "1,0.5", "--n", "2"],
+        ["--mode", "truncation-sweep", "--thresholds", "1,0.5", "--n", "3"],
+        ["--mode", "truncation-sweep", "--thresholds", "1,0.5", "--n", "2", "--class", "5"],
+        ["--mode", "interp", "--seeds", "1,2", "--class", "3"], ["--mode", "interp", "--seeds", "1,2", "--class", "4"],
+        ["--mode", "interp", "--seeds", "1,2", "--class", "3", "--steps", "4"],
+        ["--mode", "class-interp", "--classes", "3,5", "--n", "2"],
+        ["--mode", "class-interp", "--classes", "3,5", "--n", "3"],
+        ["--mode", "class-interp", "--classes", "3,5", "--n", "2", "--steps", "4"],
+    ]
+    for extra in requests:
+        assert main(["generate", str(run), *extra, "--device", "cpu"]) == 0, extra
+    capsys.readouterr()
+    written = sorted(p.name for p in (run / "generated").glob("*.png"))
+    assert len(written) == len(requests), written  # one file per request: none overwrote another
+    for name in ("grid_n16_seed1.png", "grid_n64_seed1.png", "grid_n16_seed1_class3.png",
+                 "grid_n16_seed1_trunc0.5.png", "grid_seeds0-3_class2.png", "classes_n4_seed0_class1_2.png",
+                 "truncation_sweep_n2_seed0_T1_0.5_class5.png", "interp_z_seeds1_2_steps4_class3.png",
+                 "class_interp_3to5_n2_seed0_steps4.png"):
+        assert name in written, (name, written)
+
+
+def test_identical_runs_save_identical_rng_states(tmp_path):
+    import random
+
+    import numpy as np
+
+    from ganzoo.training.checkpoint import load_snapshot
+
+    states = []
+    for i, name in enumerate(("a", "b")):
+        random.seed(100 + i)  # what other work in the process (or another process's start) left behind
+        np.random.seed(100 + i)
+        torch.manual_seed(100 + i)
+        Trainer(compose([*SMOKE, "trainer.steps=1", "trainer.grid=4"]), tmp_path / name).fit()
+        states.append(load_snapshot(tmp_path / name).state["rng"])
+    a, b = states
+    assert (a["python"], a["python_pos"]) == (b["python"], b["python_pos"])
+    assert torch.equal(a["numpy"], b["numpy"]) and a["numpy_pos"] == b["numpy_pos"]
+    assert torch.equal(a["torch"], b["torch"])
+
+
+# -- 19.20: a prior's --grid far beyond the training grid is estimated, bounded, and shows progress when forced ------
+def test_a_huge_prior_grid_is_estimated_and_refused_unless_forced(runs, tmp_path, capsys, monkeypatch):
+    import ganzoo.models.vq_prior as vq_prior
+    import ganzoo.sampling.generate as generate_mod
+    import ganzoo.sampling.prior_modes as prior_modes
+
+    def never(*args, **kwargs):
+        raise AssertionError("sampled a huge --grid without estimating its work first")
+
+    monkeypatch.setattr(vq_prior, "sample_sliding_window", never)
+    out = tmp_path / "big.png"
+    assert main(["generate", str(runs["prior"]), "--grid", "4000x4000", "--n", "2", "--out", str(out),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--grid 4000x4000 needs about 16,000,000 forward passes" in err and "add --force" in err
+    assert "the bound is 100,000" in err and not out.exists()
+    assert main(["generate", str(runs["gan"]), "--force", "--n", "2", "--out", str(out), "--device", "cpu"]) == 2
+    assert "--force only lifts" in capsys.readouterr().err
+    monkeypatch.undo()
+    # Forced (a small bound here): it runs, with a progress bar counting the estimated passes.
+    monkeypatch.setattr(prior_modes, "MAX_WINDOW_PASSES", 10)
+    monkeypatch.setattr(generate_mod, "GRID_PROGRESS_FROM", 1)
+    h, w = generate_mod.load_generator(str(runs["prior"]), device="cpu")[0].info["code_shape"]
+    grid = f"{h + 1}x{w + 1}"
+    passes = (h + 1) * (w + 1)
+    assert main(["generate", str(runs["prior"]), "--grid", grid, "--n", "2", "--out", str(out), "--device", "cpu"]) == 2
+    assert f"about {passes:,} forward passes" in capsys.readouterr().err and not out.exists()
+    assert main(["generate", str(runs["prior"]), "--grid", grid, "--n", "2", "--out", str(out), "--device", "cpu",
+                 "--force"]) == 0
+    assert f"{passes}/{passes}" in capsys.readouterr().err and out.exists()

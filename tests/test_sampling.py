@@ -239,7 +239,7 @@ def test_generate_interp_strip_and_gif(dcgan_run, capsys):
     rc = main(["generate", str(dcgan_run), "--mode", "interp", "--seeds", "1,2", "--steps", "4", "--space", "z",
                "--gif"])
     assert rc == 0
-    png, gif = dcgan_run / "generated" / "interp_z_seeds1_2.png", dcgan_run / "generated" / "interp_z_seeds1_2.gif"
+    png, gif = (dcgan_run / "generated" / f"interp_z_seeds1_2_steps4.{ext}" for ext in ("png", "gif"))
     assert png.exists() and gif.exists()
     assert str(png) in capsys.readouterr().out
     assert Image.open(png).size == (5 * 32, 32)  # one row of 5 frames
@@ -311,7 +311,7 @@ def test_generate_style_modes(toy_checkpoint):
     mix = np.asarray(Image.open(run / "generated" / "mix_middle_rows1_2_cols3-5_psi0.7.png"))
     assert mix.shape == (3 * 8, 4 * 8, 3) and (mix[:8, :8] == 255).all()
     assert main(["generate", str(run), "--mode", "interp", "--seeds", "1,2", "--steps", "2", "--gif"]) == 0
-    assert _gif_frames(run / "generated" / "interp_w_seeds1_2.gif") == 3  # W by default for style generators
+    assert _gif_frames(run / "generated" / "interp_w_seeds1_2_steps2.gif") == 3  # W by default for style generators
     assert main(["generate", str(run), "--seeds", "0-3", "--psi", "0", "--out", str(run / "mean.png")]) == 0
     mean = np.asarray(Image.open(run / "mean.png"))  # psi 0: every image is the mean image
     assert (mean == np.tile(mean[:8, :8], (2, 2, 1))).all()

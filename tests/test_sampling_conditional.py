@@ -378,7 +378,7 @@ def test_generate_class_and_class_list(cond_run, tmp_path):
 
 def test_generate_classes_mode(cond_run, tmp_path):
     assert main(["generate", str(cond_run), "--mode", "classes", "--n", "3", "--truncation", "1.5"]) == 0
-    grid = _img(cond_run / "generated" / "classes_seed0_trunc1.5.png")
+    grid = _img(cond_run / "generated" / "classes_n3_seed0_trunc1.5.png")
     assert grid.shape == (10 * RES, 3 * RES, 3)  # one row per class, one column per z
     for k in (0, 7):
         out = tmp_path / f"k{k}.png"
@@ -396,7 +396,7 @@ def test_generate_truncation_sweep(cond_run, tmp_path):
     rc = main(["generate", str(cond_run), "--mode", "truncation-sweep", "--thresholds", "2,1,0.5,0.04",
                "--seeds", "1,2", "--class", "4"])
     assert rc == 0
-    sweep = _img(cond_run / "generated" / "truncation_sweep_seeds1_2_T2_1_0.5_0.04.png")
+    sweep = _img(cond_run / "generated" / "truncation_sweep_seeds1_2_T2_1_0.5_0.04_class4.png")
     assert sweep.shape == (2 * RES, 4 * RES, 3)  # rows = latents, columns = thresholds
     out = tmp_path / "half.png"
     assert main(["generate", str(cond_run), "--seeds", "1,2", "--class", "4", "--truncation", "0.5", "--nrow", "1",
@@ -455,10 +455,10 @@ def test_generate_attention_mode(monkeypatch, tmp_path):
     run = _fake_checkpoint(monkeypatch, tmp_path, AttnToyG().eval())
     assert main(["generate", str(run), "--mode", "attention", "--seeds", "0,1", "--query", "2,3", "--query",
                  "29,2"]) == 0
-    panels = _img(run / "generated" / "attention_seeds0_1_layer0.png")
+    panels = _img(run / "generated" / "attention_seeds0_1_layer0_query2-3_29-2.png")
     assert panels.shape == (2 * 128, 3 * 128, 3)  # 32x32 images enlarged 4x; image + one panel per query
     assert main(["generate", str(run), "--mode", "attention", "--n", "1", "--layer", "1"]) == 0
-    assert _img(run / "generated" / "attention_seed0_layer1.png").shape == (128, 5 * 128, 3)  # 4 default queries
+    assert _img(run / "generated" / "attention_n1_seed0_layer1.png").shape == (128, 5 * 128, 3)  # 4 default queries
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from a cached or an uncached forward (up to the floating-point differences of th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -146,6 +148,20 @@ def sample_tokens(
     return torch.cat(out, dim=1)  # [N, steps]
 
 
+_window_progress: list[Callable[[int], None]] = []  # callbacks told of every forward pass of a sliding window
+
+
+@contextmanager
+def window_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, :func:`sample_sliding_window` calls ``callback(1)`` after each forward pass (a progress
+    bar for large grids: ``ganzoo generate --grid``)."""
+    _window_progress.append(callback)
+    try:
+        yield
+    finally:
+        _window_progress.remove(callback)
+
+
 def window_origin(i: int, j: int, grid: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
     """Top-left corner of the ``window`` (h, w) used to sample cell ``(i, j)`` of ``grid`` (H, W).
 
@@ -205,6 +221,8 @@ def sample_sliding_window(
                 context = torch.cat((prefix, patch[:, : li * w + lj]), dim=1)  # [N, P + li*w + lj]
                 logits = model(context)[:, -1]  # [N, V]
                 codes[:, i, j] = sample_next(logits, **opts)
+                for callback in _window_progress:
+                    callback(1)
     finally:
         model.train(was_training)
     return codes

@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,12 @@ from ..errors import CheckpointError, ConfigError
 from ..runtime import build_bundle, select_device
 from ..training.checkpoint import Snapshot, check_finite_weights, load_module_weights, load_snapshot
 from .attention_maps import attention_layers, capture_attention, default_queries, render_attention
+from .autoregressive import window_progress
 from .class_interp import class_interpolation, require_class_embedding
 from .conditional import class_rows, draw_latents
 from .images import save_gif, save_grid, save_individual, to_uint8
 from .interpolation import interpolate
-from .prior_modes import prior_class_rows, prior_opts, prior_tag
+from .prior_modes import check_grid_work, prior_class_rows, prior_opts, prior_tag
 from .style_mixing import style_mixing_grid
 from .truncation import is_style_generator, require_style
 
@@ -204,7 +206,10 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
                        help="draw only from the smallest set of codes with probability mass >= P (nucleus)")
     prior.add_argument("--grid", default=None, metavar="HxW",
                        help="code grid larger than the training one, sampled with a sliding window (VQ-GAN Fig. 3), "
-                       "e.g. 16x16 for 2x larger images with an 8x8-code tokenizer")
+                       "e.g. 16x16 for 2x larger images with an 8x8-code tokenizer; its work (one forward pass per "
+                       "code) is estimated first, and above 100,000 passes refused unless --force")
+    prior.add_argument("--force", action="store_true",
+                       help="sample a --grid above the work bound anyway (a progress bar shows how far it got)")
 
     style = parser.add_argument_group("style-based generators (stylegan, stylegan2)")
     style.add_argument("--psi", type=float, default=None, help="truncation psi in W: 1 = none, 0.7 typical, 0 = mean")
@@ -280,6 +285,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise ConfigError("--pingpong only changes the GIF; add --gif")
         if args.frame_ms is not None and not args.gif:
             raise ConfigError("--frame-ms only changes the GIF; add --gif")
+    if getattr(args, "force", False) and args.grid is None:
+        raise ConfigError("--force only lifts the work bound of a code prior's --grid; give --grid HxW or drop --force")
     if args.cutoff is not None and args.psi is None:
         raise ConfigError("--cutoff limits truncation to the first ws; give --psi too, e.g. --psi 0.7 --cutoff 8")
     for flag, value in (("--n", args.n), ("--steps", args.steps), ("--batch", args.batch), ("--nrow", args.nrow),
@@ -334,6 +341,9 @@ def _check_model_args(args: argparse.Namespace, bundle: Bundle, G: nn.Module | N
     if labels is not None and c_dim == 0:
         raise ConfigError(f"--class: {model} is unconditional (it has no classes); drop --class")
     walk = parse_seeds(args.classes, "--classes") if args.classes else None
+    if (walk is not None or args.mode == "class-interp") and c_dim == 0:
+        raise ConfigError(f"--mode class-interp: {model} is unconditional (it has no classes); class interpolation "
+                          "needs a class-conditional model (e.g. biggan, sagan with c_dim: auto)")
     for flag, ks in (("--class", labels), ("--classes", walk)):
         bad = [k for k in ks or [] if not 0 <= k < c_dim]
         if bad:
@@ -391,6 +401,24 @@ def _truncation_tag(args: argparse.Namespace) -> str:
     return tag + (f"_trunc{args.truncation:g}" if getattr(args, "truncation", None) is not None else "")
 
 
+def _suffix(args: argparse.Namespace) -> str:
+    """The rest of a default file name: every option that changes the images (class, truncation, noise, weights,
+    --opt, a prior's sampling options), so that different requests never overwrite each other (issue 19.23)."""
+    labels = _labels(args) if args.mode != "class-interp" else None
+    tag = f"_class{_seed_label(labels)}" if labels else ""
+    tag += _truncation_tag(args)
+    tag += f"_noise{args.noise}" if args.noise not in (None, "const") else ""
+    tag += "_raw" if args.raw else ""
+    for pair in args.opt:
+        key, _, value = pair.partition("=")
+        tag += "_" + "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in f"{key}{value}")
+    return tag + prior_tag(args)
+
+
+def _steps_tag(args: argparse.Namespace, default: int) -> str:
+    return f"_steps{args.steps}" if args.steps is not None and args.steps != default else ""
+
+
 def _strip_cols(n: int, max_cols: int = 16) -> int:
     """One row up to ``max_cols`` frames, then balanced rows."""
     rows = -(-n // max_cols)
@@ -404,6 +432,43 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     bundle, modules, state = load_generator(args.checkpoint, ema=not args.raw, device=args.device)
     G = modules.get("G")
     _check_model_args(args, bundle, G)
+    with _grid_progress(_grid_work(args, bundle)):  # --grid: the work estimated, bounded and shown (issue 19.20)
+        return _run(args, bundle, modules, G, state)
+
+
+def _grid_work(args: argparse.Namespace, bundle: Bundle) -> int:
+    """Forward passes a prior's ``--grid`` will take (0 without one); above the bound refused unless ``--force``."""
+    if bundle.info.get("kind") != "prior" or args.grid is None:
+        return 0
+    if args.mode == "classes":
+        images = len(_labels(args) or range(min(bundle.c_dim, MAX_CLASS_ROWS))) * (args.n or 8)
+        batches = -(-images // args.batch)
+    elif args.seeds is not None:  # one draw per seed
+        images = batches = len(parse_seeds(args.seeds))
+    else:
+        images = args.n or 64
+        batches = -(-images // args.batch)
+    return check_grid_work(args, tuple(bundle.info["code_shape"]), images, batches)
+
+
+@contextmanager
+def _grid_progress(passes: int) -> Iterator[None]:
+    """A progress bar (stderr) over the forward passes of a large sliding-window draw."""
+    if passes < GRID_PROGRESS_FROM:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=passes, unit="pass", desc="--grid", file=sys.stderr, dynamic_ncols=True) as bar:
+        with window_progress(bar.update):
+            yield
+
+
+GRID_PROGRESS_FROM = 2_000  # forward passes of a --grid draw from which a progress bar is shown
+
+
+def _run(args: argparse.Namespace, bundle: Bundle, modules: dict[str, nn.Module], G: nn.Module | None,
+         state: Mapping[str, Any]) -> list[Path]:
     if bundle.info.get("kind") == "autoencoder":
         from ..models.vq_prior import prior_for
 
@@ -433,7 +498,7 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
         frames = interpolate(G, seeds=seeds, steps=args.steps or 16, space=space, c=_one_label(args),
                              noise_mode=noise_mode,
                              batch=args.batch, **trunc, **opts).float().cpu()  # [T, C, H, W]
-        name = f"interp_{space}_seeds{_seed_label(seeds)}{_truncation_tag(args)}"
+        name = f"interp_{space}_seeds{_seed_label(seeds)}{_steps_tag(args, 16)}{_suffix(args)}"
         base = Path(args.out) if args.out else generated / name
         if base.suffix.lower() in (".png", ".gif"):
             base = base.with_suffix("")
@@ -453,7 +518,7 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
         grid = style_mixing_grid(G, row_seeds=rows, col_seeds=cols, crossover=crossover, c=_one_label(args),
                                  noise_mode=noise_mode, batch=args.batch, **trunc, **opts)
         name = f"mix_{crossover.replace('-', 'to')}_rows{_seed_label(rows)}_cols{_seed_label(cols)}"
-        out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}.png"
+        out = Path(args.out) if args.out else generated / f"{name}{_suffix(args)}.png"
         return [save_grid(grid.float().cpu(), out, nrow=len(cols) + 1)]
 
     # modes drawing seeded latents: grid, classes, truncation-sweep, class-interp, attention
@@ -465,7 +530,8 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
         classes = _labels(args) or list(range(min(bundle.c_dim, MAX_CLASS_ROWS)))
         imgs, nrow = prior_class_rows(bundle, modules, classes, n=args.n or 8, seed=args.seed or 0,
                                       batch=args.batch, opts=opts)
-        out = Path(args.out) if args.out else generated / f"classes_seed{args.seed or 0}{prior_tag(args)}.png"
+        name = f"classes_n{args.n or 8}_seed{args.seed or 0}{_suffix(args)}"
+        out = Path(args.out) if args.out else generated / f"{name}.png"
         return [save_grid(imgs, out, nrow=nrow)]
     if args.mode != "grid":
         return _run_layout_mode(args, bundle, modules, G, opts, generated)
@@ -473,20 +539,21 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     z_dim = int(bundle.info.get("z_dim", 0))
     labels = _labels(args)
     if z_dim:
-        (z,), c, name = _draw(args, z_dim, default_n=64, c_dim=c_dim, labels=labels, thresholds=(args.truncation,))
+        (z,), c, tag = _draw(args, z_dim, default_n=64, c_dim=c_dim, labels=labels, thresholds=(args.truncation,))
+        name = f"grid_{tag}"
         imgs = _sample(bundle, modules, z, c, args.batch, opts)
     else:  # no latent to draw (e.g. a code prior): the seed drives the sampler's own randomness
         chunks = []
         if args.seeds is not None:
             seeds = parse_seeds(args.seeds)
-            name = f"seeds{_seed_label(seeds)}"
+            name = f"grid_seeds{_seed_label(seeds)}"
             for i, s in enumerate(seeds):
                 gen = torch.Generator().manual_seed(s)
                 c = torch.full((1,), labels[i % len(labels)]) if labels else None
                 chunks.append(bundle.sample(modules, 1, c=c, generator=gen, **opts).float().cpu())
         else:
             n, seed = args.n or 64, args.seed or 0
-            name = f"seed{seed}"
+            name = f"grid_n{n}_seed{seed}"
             gen = torch.Generator().manual_seed(seed)
             for i in range(0, n, args.batch):
                 m = min(args.batch, n - i)
@@ -496,7 +563,8 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
                          else torch.randint(0, c_dim, (m,), generator=gen))
                 chunks.append(bundle.sample(modules, m, c=c, generator=gen, **opts).float().cpu())
         imgs = torch.cat(chunks)
-    out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}{prior_tag(args)}.png"
+    name += _suffix(args)
+    out = Path(args.out) if args.out else generated / f"{name}.png"
     paths = [save_grid(imgs, out, nrow=args.nrow)]
     if args.individual:
         paths += save_individual(imgs, args.individual, prefix=f"{name}_")
@@ -513,7 +581,7 @@ def _draw(args: argparse.Namespace, z_dim: int, *, default_n: int, c_dim: int, l
     seed = args.seed or 0
     zs, c = draw_latents(z_dim, seeds=seeds, n=None if seeds is not None else (args.n or default_n), seed=seed,
                          c_dim=c_dim, classes=labels, thresholds=thresholds)
-    return zs, c, (f"seeds{_seed_label(seeds)}" if seeds is not None else f"seed{seed}")
+    return zs, c, (f"seeds{_seed_label(seeds)}" if seeds is not None else f"n{args.n or default_n}_seed{seed}")
 
 
 def _sample(bundle: Bundle, modules: dict[str, nn.Module], z: torch.Tensor, c: torch.Tensor | None, batch: int,
@@ -548,6 +616,7 @@ def _run_layout_mode(args: argparse.Namespace, bundle: Bundle, modules: dict[str
         (z,), _, tag = _draw(args, z_dim, default_n=4, c_dim=0, labels=None, thresholds=one)
         imgs = class_interpolation(G, z, classes, steps=steps, batch=args.batch, **opts).float().cpu()
         nrow, name = (len(classes) - 1) * steps + 1, f"class_interp_{'to'.join(map(str, classes))}_{tag}"
+        name += _steps_tag(args, 8)
     else:  # attention: rows = images; the image, then one panel per query
         (z,), c, tag = _draw(args, z_dim, default_n=4, c_dim=c_dim, labels=labels, thresholds=one)
         queries = [parse_query(q) for q in args.query] if args.query else default_queries(bundle.resolution)
@@ -556,6 +625,7 @@ def _run_layout_mode(args: argparse.Namespace, bundle: Bundle, modules: dict[str
                                     sample=lambda zz, cc: bundle.sample(modules, z=zz, c=cc, **opts))
         scale = max(1, 128 // bundle.resolution)  # small images are enlarged so the dots and cells show
         imgs, nrow = render_attention(capture, queries, scale=scale), 1 + len(queries)
-        name = f"attention_{tag}_layer{layer}"
-    out = Path(args.out) if args.out else generated / f"{name}{_truncation_tag(args)}.png"
+        name = f"attention_{tag}_layer{layer}" + ("_query" + "_".join(f"{x}-{y}" for x, y in queries)
+                                                   if args.query else "")
+    out = Path(args.out) if args.out else generated / f"{name}{_suffix(args)}.png"
     return [save_grid(imgs, out, nrow=nrow)]

@@ -57,6 +57,28 @@ def prior_tag(args: argparse.Namespace) -> str:
     return tag
 
 
+MAX_WINDOW_PASSES = 100_000  # --grid above this many forward passes needs --force (issue 19.20)
+
+
+def check_grid_work(args: argparse.Namespace, code_shape: tuple[int, int], images: int, batches: int) -> int:
+    """Estimate the work of ``--grid`` (forward passes of the sliding window) for ``images`` images drawn in
+    ``batches`` batches; refuse it above :data:`MAX_WINDOW_PASSES` unless ``--force``. Returns the estimate."""
+    if args.grid is None:
+        return 0
+    (gh, gw), (h, w) = parse_grid(args.grid), code_shape
+    if (gh, gw) == (h, w):
+        return 0
+    passes = batches * gh * gw
+    if passes > MAX_WINDOW_PASSES and not getattr(args, "force", False):
+        normal = batches * h * w
+        raise ConfigError(
+            f"--grid {gh}x{gw} needs about {passes:,} forward passes of the prior ({gh * gw:,} codes per image, one "
+            f"pass each, for {images} image(s) in {batches} batch(es)), {passes / normal:,.0f}x the {normal:,} of a "
+            f"draw at the {h}x{w} training grid; the bound is {MAX_WINDOW_PASSES:,}. Ask for a smaller --grid or "
+            "fewer images (--n, --seeds), or add --force to run it anyway (with a progress bar)")
+    return passes
+
+
 @torch.no_grad()
 def prior_class_rows(bundle: Bundle, modules: Mapping[str, nn.Module], classes: Sequence[int], *, n: int, seed: int,
                      batch: int, opts: Mapping[str, Any]) -> tuple[torch.Tensor, int]:

@@ -99,11 +99,11 @@ class DivergenceGuard:
             flags = torch.stack([torch.stack([self._nonfinite[p], self._exploded[p]]) for p in phases]).cpu()
             bad = [p for p, f in zip(phases, flags) if bool(f[0])]
             if bad:
-                return f"the loss of phase {', '.join(bad)} became NaN or infinite"
+                return f"{_join(phase_words(p) for p in bad)} became NaN or infinite"
             boom = [p for p, f in zip(phases, flags) if bool(f[1])]
             if boom:
-                parts = [f"{p} reached {float(self._peak[p]):.3g} (running level {float(self._level[p]):.3g})"
-                         for p in boom]
+                parts = [f"{phase_words(p)} reached {float(self._peak[p]):.3g} (running level "
+                         f"{float(self._level[p]):.3g})" for p in boom]
                 return (f"the loss exploded: {'; '.join(parts)}; the guard stops above {self.config.loss_factor:g}x "
                         f"the running level or above {self.config.max_loss:g}")
         now = _max_abs(modules)
@@ -118,6 +118,43 @@ class DivergenceGuard:
                         f"(more than {self.config.weight_jump:g}x)")
         self._weight_ref = now
         return None
+
+
+# What each training phase's loss is, for people; the name in brackets is its key in metrics.jsonl.
+PHASE_WORDS = {
+    "Gmain": "the generator's loss",
+    "Greg": "the generator's regulariser (path length)",
+    "Dmain": "the discriminator's loss",
+    "D": "the discriminator's loss",
+    "Dreg": "the discriminator's R1 penalty",
+    "AE": "the autoencoder's loss",
+    "prior": "the prior's loss",
+}
+
+
+def phase_words(phase: str) -> str:
+    """``Gmain`` -> ``the generator's loss (Gmain)``; an unknown phase -> ``the loss of phase X``."""
+    words = PHASE_WORDS.get(phase)
+    return f"{words} ({phase})" if words else f"the loss of phase {phase}"
+
+
+def _join(items: Any) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def divergence_remedies(precision: str, good: str | None) -> str:
+    """What to try after a divergence, with the keys to set: the learning rates, fp32 only for a run not in fp32,
+    and the guard's thresholds."""
+    lr = "a lower learning rate (model.optim.G.lr and model.optim.D.lr, e.g. half of each)"
+    if good:
+        first = (f"resume from {good!r} with {lr}: `ganzoo train trainer.resume={good} model.optim.G.lr=... "
+                 "model.optim.D.lr=... trainer.resume_force=true`")
+    else:
+        first = f"start again with {lr}"
+    others = [] if str(precision) == "fp32" else [f"trainer.precision=fp32 (this run used {precision})"]
+    others.append("the guard's thresholds trainer.guard.* (see docs/reliability.md)")
+    return f"Try {first}. Other remedies: {'; '.join(others)}."
 
 
 def _max_abs(modules: Mapping[str, nn.Module]) -> dict[str, float]:

@@ -56,33 +56,32 @@ def restore_run(trainer: Trainer, path: str) -> None:
         saved = OmegaConf.to_container(OmegaConf.create(saved_model_cfg))
         now = OmegaConf.to_container(OmegaConf.create(trainer._model_config_yaml()))
         diff = _dict_diff(saved, now)  # keys added to ganzoo since the run started do not count
+    diffs = exactness_differences(OmegaConf.create(snap.config_yaml), trainer.cfg) if snap.config_yaml else []
+    if (diff or diffs) and not force:  # every difference in one refusal, not the first one found
+        named = "; ".join(([diff] if diff else []) + diffs)
+        error = CheckpointError if diff else ConfigError
+        raise error(
+            f"resuming {str(snap.path)!r} with settings that differ from the run's: {named}. "
+            + ("The model would not be the one the checkpoint holds; " if diff else "")
+            + "the run would not continue exactly (other images, random streams or numerics). Drop these overrides "
+            "(a resumed run takes its own config; the model.* settings are in the run's config.yaml), or add "
+            "trainer.resume_force=true to go on anyway (e.g. with a lower learning rate)."
+        )
     if diff:
-        if not force:
-            raise CheckpointError(
-                f"checkpoint {str(snap.path)!r} was trained with a different model config: {diff}. "
-                "Resume with the same model.* settings (they are in the run's config.yaml), or add "
-                "trainer.resume_force=true to continue with the new ones (e.g. a lower learning rate)."
-            )
         print(f"warning: resuming with a different model config ({diff}), as trainer.resume_force=true asks",
               file=sys.stderr, flush=True)
-    if snap.config_yaml:
-        diffs = exactness_differences(OmegaConf.create(snap.config_yaml), trainer.cfg)
-        if diffs and not force:
-            raise ConfigError(
-                f"resuming {str(snap.path)!r} with settings that differ from the run's: {'; '.join(diffs[:6])}. "
-                "The run would not continue exactly (other images, random streams or numerics). Drop these "
-                "overrides (a resumed run takes its own config), or add trainer.resume_force=true to go on anyway."
-            )
-        if diffs:
-            print(f"warning: resuming with {'; '.join(diffs[:6])}: the run does not continue exactly "
-                  "(trainer.resume_force=true)", file=sys.stderr, flush=True)
+    if diffs:
+        print(f"warning: resuming with {'; '.join(diffs)}: the run does not continue exactly "
+              "(trainer.resume_force=true)", file=sys.stderr, flush=True)
     bad = [f"{k}.{t}" for k, sd in [*snap.weights.items(), *snap.ema.items()] for t in nonfinite_keys(sd)]
     if bad:
         good = newest_finite_snapshot(snap.path.parent)
         raise CheckpointError(
             f"checkpoint {str(snap.path)!r} holds non-finite weights ({', '.join(bad[:3])}): the run had diverged. "
-            + (f"Resume from {str(good)!r}, the newest finite snapshot, with a lower learning rate."
-               if good else "No finite snapshot is left in its folder; start a new run with a lower learning rate.")
+            + (f"Resume from {str(good)!r}, the newest finite snapshot, with a lower learning rate "
+               "(model.optim.G.lr, model.optim.D.lr) and trainer.resume_force=true."
+               if good else "No finite snapshot is left in its folder; start a new run with a lower learning rate "
+               "(model.optim.G.lr, model.optim.D.lr).")
         )
     state = snap.state
     problem = state_problem(state, trainer.optimizers)

@@ -157,7 +157,31 @@ def merge_for_resume(composed: DictConfig, overrides: Sequence[str]) -> DictConf
     _fill_missing(merged, fill)
     out = OmegaConf.create(merged)
     OmegaConf.set_struct(out, True)
+    _refuse_differences(saved, out, str(resume))
     return out
+
+
+def _refuse_differences(saved: DictConfig, now: DictConfig, resume: str) -> None:
+    """Refuse, before anything is built, a resume whose command line changes the model or a setting that breaks
+    exactness, naming every difference (the trainer's checks would stop at the first: a ``c_dim`` that no longer
+    fits the data before the ``data`` change that caused it). ``trainer.resume_force=true`` lets them through."""
+    if bool(OmegaConf.select(now, "trainer.resume_force", default=False)):
+        return
+    a = OmegaConf.to_container(saved, resolve=True)
+    b = OmegaConf.to_container(now, resolve=True)
+    fa, fb = _flatten(a.get("model") or {}, "model"), _flatten(b.get("model") or {}, "model")
+    model = [f"{k}: {fa[k]!r} -> {fb.get(k)!r}" for k in sorted(fa) if fa[k] != fb.get(k)]
+    diffs = model + exactness_differences(saved, now)
+    if diffs:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"resuming {resume!r} with settings that differ from the run's: {'; '.join(diffs)}. "
+            + ("The model would not be the one the checkpoint holds; " if model else "")
+            + "the run would not continue exactly (other images, random streams or numerics). Drop these overrides "
+            "(a resumed run takes its own config; the model.* settings are in the run's config.yaml), or add "
+            "trainer.resume_force=true to go on anyway (e.g. with a lower learning rate)."
+        )
 
 
 def _flatten(d: Any, prefix: str) -> dict[str, Any]:

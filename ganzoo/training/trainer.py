@@ -43,9 +43,10 @@ from .compile import compile_phases
 from .disk import WRITE_ERRORS, check_writable, write_failed
 from .ema import make_ema, update_ema
 from .grids import draw_grid, fixed_latents, grid_reals
-from .guard import DivergenceGuard, GuardConfig
+from .guard import DivergenceGuard, GuardConfig, divergence_remedies
 from .loggers import JSONLLogger, MultiLogger, WandbLogger
 from .precision import Precision
+from .progress import BudgetBar, seed_all
 from .restore import restore_run
 from .signals import StopRequest
 from .validate import check_classes, report_empty_class_folders, validate_config
@@ -70,7 +71,7 @@ class Trainer:
         dist.init_from_env(self.device)
         self.is_main = dist.is_main()
         self.seed = int(cfg.seed)
-        torch.manual_seed(self.seed)
+        seed_all(self.seed)  # torch, Python and NumPy: identical runs save identical RNG states (issue 19.23)
         if self.tcfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
@@ -128,6 +129,7 @@ class Trainer:
         self.step = 0
         self._time_up_at: int | None = None  # step of the last rank-agreed time-budget test (several processes)
         self._time_up_flag = False
+        self.time_bound = False
         self.images_seen = 0
         self.batch_size = int(self.tcfg.batch_size)
         if self.batch_size % max(int(self.tcfg.accumulate), 1) != 0:
@@ -188,6 +190,7 @@ class Trainer:
     def _done(self) -> bool:
         minutes = self.tcfg.get("minutes")
         if minutes is not None and self._time_up(60.0 * float(minutes)):
+            self.time_bound = True  # the time budget ended the run (the final line names it)
             return True
         if self.tcfg.steps is not None:
             return self.step >= int(self.tcfg.steps)
@@ -354,6 +357,9 @@ class Trainer:
         bar = tqdm(total=self.total_images, initial=min(self.images_seen, self.total_images), unit="img",
                    unit_scale=True, dynamic_ncols=True, disable=not (self.is_main and self.tcfg.progress),
                    desc=f"{self.cfg.model.name}")
+        minutes = self.tcfg.get("minutes")  # the ETA follows the time budget when it binds first (issue 19.16)
+        budget_bar = BudgetBar(bar, total_images=self.total_images, images=self.images_seen, seconds=t_resumed,
+                               limit_s=None if minutes is None else 60.0 * float(minutes))
         last_ckpt: Path | None = None
         self.guard.reset_weights(self.modules)
         self._healthy_step = self.step
@@ -365,7 +371,6 @@ class Trainer:
                     new_bs = int(state.get("batch_size", self.batch_size))
                     if new_bs != bs:
                         bs, it = new_bs, self._loader(new_bs)
-                    before = self.images_seen
                     ctx = StepContext(self.modules, state, self.step, self.images_seen, self.device, self.c_dim)
                     batch = self._next_batch(it)
                     for phase in self.phases:
@@ -378,7 +383,7 @@ class Trainer:
                     for name, ema in self.ema.items():
                         update_ema(ema, self.modules[name], self.ema_spec.beta(bs, self.images_seen))
                     fault_point("step")
-                    bar.update(min(self.images_seen, self.total_images) - min(before, self.total_images))
+                    budget_bar.update(self.images_seen, self.train_time)
 
                     done = self._done()
                     log_due = self.step % int(self.tcfg.log_every) == 0 or done
@@ -420,13 +425,16 @@ class Trainer:
                 "resume with trainer.resume=<run folder>."
             ) from err
         finally:
+            budget_bar.finish(self.images_seen, time_up=self.time_bound)
             bar.close()
             logger.close()
             self._time_offset, self._wall_offset = self.train_time, self.wall_time  # a later fit() goes on from here
             self._t_start, self._eval_s = time.time(), 0.0
         self.stopped = stop.reason if stop.requested and not self._done() else None
+        time_limit = float(minutes) if self.time_bound and not self.stopped else None  # minutes that ended the run
         return {"step": self.step, "images_seen": self.images_seen, "checkpoint": str(last_ckpt) if last_ckpt else None,
-                "run_dir": str(self.run_dir), "stopped": self.stopped, "total_images": self.total_images}
+                "run_dir": str(self.run_dir), "stopped": self.stopped, "total_images": self.total_images,
+                "time_limit_minutes": time_limit}
 
     def _check_health(self) -> None:
         """Raise :class:`DivergedError` naming the last good checkpoint if the guard saw a divergence."""
@@ -435,16 +443,12 @@ class Trainer:
             self._healthy_step = self.step
             return
         good = newest_finite_snapshot(self.run_dir / "checkpoints") or self.resumed_from
-        if good is not None:
-            where = (f"The last good checkpoint is {str(good)!r}: resume from it with a lower learning rate, e.g. "
-                     f"`ganzoo train trainer.resume={good} model.optim.G.lr=... trainer.resume_force=true`.")
-        else:
-            where = "No checkpoint had been written yet; start again with a lower learning rate."
+        where = f"The last good checkpoint is {str(good)!r}. " if good is not None else \
+            "No checkpoint had been written yet. "
         raise DivergedError(
             f"training diverged between step {self._healthy_step} and step {self.step} ({self.images_seen} images): "
-            f"{problem}. Nothing was written after step {self._healthy_step}. {where} Other remedies: "
-            "trainer.precision=fp32, or the guard's thresholds "
-            "trainer.guard.* (see docs/reliability.md)."
+            f"{problem}. Nothing was written after step {self._healthy_step}. {where}"
+            + divergence_remedies(str(self.tcfg.precision), str(good) if good is not None else None)
         )
 
     def _reals_for_grid(self) -> torch.Tensor:

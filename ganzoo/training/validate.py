@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -174,10 +175,26 @@ def validate_config(cfg: Mapping[str, Any] | DictConfig) -> None:
         )
 
 
+# The run being resumed while a Trainer is built (set by ``ganzoo train``): a resumed run keeps its model, so
+# check_classes suggests what works then (trainer.force_c_dim, a new run), never a new model.c_dim.
+RESUMING: ContextVar[str | None] = ContextVar("ganzoo_resuming", default=None)
+
+
 def check_classes(c_dim: int, num_classes: int, data_name: str, *, force: bool = False) -> None:
     """A conditional model must have exactly the data's classes (``force`` allows more, never fewer)."""
     if c_dim <= 0:
         return
+    resuming = RESUMING.get()
+    if resuming and (num_classes > c_dim or num_classes == 0 or (num_classes < c_dim and not force)):
+        new_run = (f"or train a new run on it (ganzoo train model=<the run's model> data={data_name} takes the "
+                   "data's classes with model.c_dim=auto)")
+        has = f"{num_classes} classes" if num_classes else "no labels"
+        head = (f"dataset {data_name!r} has {has} but the run being resumed ({resuming}) has a class-conditional "
+                f"model with c_dim={c_dim}, and a resumed run keeps its model: model.c_dim cannot change")
+        if 0 < num_classes < c_dim:
+            raise ConfigError(f"{head}. Add trainer.force_c_dim=true to go on with its {num_classes} classes "
+                              f"({c_dim - num_classes} class(es) of the model are then never trained), {new_run}")
+        raise ConfigError(f"{head}, and it cannot train on these labels. Resume on the run's own data, {new_run}")
     if num_classes == 0:
         raise ConfigError(
             f"model is class-conditional (c_dim={c_dim}) but dataset {data_name!r} has no labels; "
