@@ -29,7 +29,8 @@ def test_help_and_version_do_not_import_torch():
 def test_list_prints_every_model_with_the_counts_of_the_hydra_config(tmp_path, monkeypatch, capsys):
     from omegaconf import OmegaConf
 
-    from ganzoo.cli import _default_train_config, config_dir
+    from ganzoo.cli import config_dir
+    from ganzoo.commands.listing import _default_train_config
     from ganzoo.registry import list_models
 
     # The OmegaConf composition `list` uses is the model config `ganzoo train model=<name>` builds.

@@ -1,0 +1,1 @@
+"""Parts of the command line (`ganzoo.cli`) that are more than argument parsing. Only the CLI imports these."""
