@@ -6,6 +6,8 @@ Sources (``apt-get install dataset-fashion-mnist fonts-noto-color-emoji``):
 - ``/usr/share/datasets/fashion-mnist/train-*-idx*-ubyte.gz`` (Fashion-MNIST, MIT licence):
   ``fashion_mnist.npz`` holds a class-balanced subset of the training set: for each class, the first
   ``--per-class`` images of a seeded permutation, kept in their original training-set order.
+  ``fashion_mnist_test.npz`` holds ``--test-per-class`` images per class of the *test* set
+  (``t10k-*``), chosen the same way: held-out images no model here has seen (``data.split=test``).
 - ``/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf`` (Noto Color Emoji, images Apache-2.0, font
   SIL OFL 1.1): ``emoji32.npz`` holds every colour glyph the font can display, found through its
   ``cmap`` (single code points) and ``GSUB`` ligatures (ZWJ sequences, flags, keycaps), rendered by
@@ -47,6 +49,7 @@ FASHION_CLASSES = (
 )
 FASHION_PER_CLASS = 900  # 10 x 900 x 784 bytes compress to just under 4 MB
 FASHION_SEED = 0
+FASHION_TEST_PER_CLASS = 100  # 1,000 held-out test images (about 0.4 MB)
 EMOJI_STRIKE = 109  # the only bitmap size in NotoColorEmoji's CBDT table
 EMOJI_SIZE = 32
 
@@ -77,11 +80,12 @@ def select_balanced(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray
 
 
 def build_fashion(
-    src: Path = FASHION_DIR, per_class: int = FASHION_PER_CLASS, seed: int = FASHION_SEED
+    src: Path = FASHION_DIR, per_class: int = FASHION_PER_CLASS, seed: int = FASHION_SEED, split: str = "train"
 ) -> dict:
-    """Arrays of ``fashion_mnist.npz``: images uint8 [N, 28, 28], labels int64, class_names, source_index."""
-    images = read_idx(src / "train-images-idx3-ubyte.gz")
-    labels = read_idx(src / "train-labels-idx1-ubyte.gz")
+    """Arrays of ``fashion_mnist.npz`` (``split="train"``) or ``fashion_mnist_test.npz`` (``"t10k"``): images uint8
+    [N, 28, 28], labels int64, class_names, source_index (position in that split's original file)."""
+    images = read_idx(src / f"{split}-images-idx3-ubyte.gz")
+    labels = read_idx(src / f"{split}-labels-idx1-ubyte.gz")
     index = select_balanced(labels, per_class, seed)
     return {
         "images": np.ascontiguousarray(images[index]),
@@ -412,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-class", type=int, default=FASHION_PER_CLASS, help="Fashion-MNIST images per class"
     )
+    parser.add_argument(
+        "--test-per-class", type=int, default=FASHION_TEST_PER_CLASS, help="Fashion-MNIST test images per class"
+    )
     parser.add_argument("--seed", type=int, default=FASHION_SEED, help="seed of the Fashion-MNIST subset")
     parser.add_argument("--font", type=Path, default=EMOJI_FONT, help="NotoColorEmoji.ttf")
     parser.add_argument("--size", type=int, default=EMOJI_SIZE, help="emoji image size in pixels")
@@ -419,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.only in ("all", "fashion"):
         _save(args.out / "fashion_mnist.npz", build_fashion(args.fashion_dir, args.per_class, args.seed))
+        _save(
+            args.out / "fashion_mnist_test.npz",
+            build_fashion(args.fashion_dir, args.test_per_class, args.seed, split="t10k"),
+        )
     if args.only in ("all", "emoji"):
         _save(
             args.out / f"emoji{args.size}.npz",

@@ -103,9 +103,22 @@ def test_max_images_keeps_dataset_order():
         assert torch.equal(full[i][0], head[i][0])
 
 
-def test_embedded_rejects_other_splits():
-    with pytest.raises(ConfigError, match="only a train split"):
-        build_dataset({"name": "fashion", "split": "test"}, resolution=32, channels=1)
+def test_embedded_fashion_test_split_is_held_out_and_balanced():
+    """data.split=test: 1,000 Fashion-MNIST test-set images, 100 per class, none of them a training image."""
+    test = build_dataset({"name": "fashion", "split": "test"}, resolution=28, channels=1)
+    train = build_dataset({"name": "fashion"}, resolution=28, channels=1)
+    assert len(test) == 1000 and test.class_names == train.class_names
+    labels = torch.tensor([int(test[i][1]) for i in range(len(test))])
+    assert torch.equal(torch.bincount(labels, minlength=10), torch.full((10,), 100))
+    train_bytes = {train[i][0].numpy().tobytes() for i in range(len(train))}
+    assert not any(test[i][0].numpy().tobytes() in train_bytes for i in range(len(test)))
+
+
+def test_embedded_rejects_splits_it_lacks():
+    with pytest.raises(ConfigError, match="has no split 'val'.*train, test"):
+        build_dataset({"name": "fashion", "split": "val"}, resolution=32, channels=1)
+    with pytest.raises(ConfigError, match="has no split 'test'.*it has train"):
+        build_dataset({"name": "emoji", "split": "test"}, resolution=32, channels=3)
 
 
 # --------------------------------------------------------------------------------------------------

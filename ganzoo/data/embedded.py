@@ -1,6 +1,7 @@
 """Datasets shipped inside the package: they work offline, with no download.
 
-- ``fashion``: a class-balanced subset of the Fashion-MNIST training set (28x28 grey, 10 classes).
+- ``fashion``: a class-balanced subset of the Fashion-MNIST training set (28x28 grey, 10 classes), and with
+  ``data.split=test`` 1,000 images of its test set (100 per class) that no model here trains on.
 - ``emoji``: the Noto Color Emoji glyphs rendered to 32x32 RGB on white (9 coarse classes).
 
 ``scripts/build_embedded_data.py`` rebuilds both files; ``embedded/NOTICE.md`` gives provenance and
@@ -24,28 +25,39 @@ from ganzoo.data.transforms import to_tensor
 from ganzoo.errors import ConfigError, DataError
 
 EMBEDDED_FILES = {"fashion": "fashion_mnist.npz", "emoji": "emoji32.npz"}
+# Splits other than train: (dataset, split) -> file.
+EMBEDDED_SPLITS = {("fashion", "test"): "fashion_mnist_test.npz"}
 CACHE_BYTES = 512 * 2**20  # prepared images above this size are prepared per access instead
 
 
-@functools.lru_cache(maxsize=len(EMBEDDED_FILES))
-def load_embedded(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def embedded_splits(name: str) -> list[str]:
+    """The splits embedded set ``name`` has (always ``train``)."""
+    return ["train", *(s for n, s in EMBEDDED_SPLITS if n == name)]
+
+
+@functools.lru_cache(maxsize=len(EMBEDDED_FILES) + len(EMBEDDED_SPLITS))
+def load_embedded(name: str, split: str = "train") -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Read ``(images uint8 [N, H, W] or [N, H, W, 3], labels int64 [N], class_names)`` for ``name``."""
     if name not in EMBEDDED_FILES:
         raise ConfigError(f"no embedded dataset {name!r}; the embedded ones are {', '.join(EMBEDDED_FILES)}.")
-    ref = resources.files("ganzoo.data") / "embedded" / EMBEDDED_FILES[name]
+    if split != "train" and (name, split) not in EMBEDDED_SPLITS:
+        raise ConfigError(f"the embedded dataset {name!r} has no split {split!r}; it has "
+                          f"{', '.join(embedded_splits(name))}: set data.split to one of them.")
+    filename = EMBEDDED_FILES[name] if split == "train" else EMBEDDED_SPLITS[(name, split)]
+    ref = resources.files("ganzoo.data") / "embedded" / filename
     try:
         with resources.as_file(ref) as path, np.load(path, allow_pickle=False) as z:
             images, labels = z["images"], z["labels"].astype(np.int64)
             names = tuple(str(s) for s in z["class_names"])
     except (OSError, KeyError, ValueError) as err:
         raise DataError(
-            f"the embedded dataset file {EMBEDDED_FILES[name]} could not be read ({err}). Reinstall ganzoo, "
+            f"the embedded dataset file {filename} could not be read ({err}). Reinstall ganzoo, "
             "or rebuild it with `python scripts/build_embedded_data.py` (needs the Debian packages "
             "dataset-fashion-mnist and fonts-noto-color-emoji)."
         ) from err
     if len(images) == 0 or len(images) != len(labels):
         raise DataError(
-            f"the embedded dataset file {EMBEDDED_FILES[name]} is empty or inconsistent; rebuild it."
+            f"the embedded dataset file {filename} is empty or inconsistent; rebuild it."
         )
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -73,9 +85,7 @@ class EmbeddedDataset(ImageDataset):
         max_images: int | None = None,
         split: str = "train",
     ) -> None:
-        if split != "train":
-            raise ConfigError(f"the embedded dataset {name!r} has only a train split; set data.split=train.")
-        images, labels, class_names = load_embedded(name)
+        images, labels, class_names = load_embedded(name, split)
         super().__init__(
             name=name,
             resolution=resolution,
