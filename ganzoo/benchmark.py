@@ -36,7 +36,8 @@ METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "precision": "Precision", "rec
 
 
 # The keys a preset may have; `eval:` keys are the ones passed to every run's `trainer.eval`.
-BENCH_KEYS = ("name", "data", "models", "stage1", "seeds", "kimg", "minutes", "overrides", "model_overrides", "eval",
+BENCH_KEYS = ("name", "data", "models", "stage1", "tasks", "seeds", "kimg", "minutes", "overrides", "model_overrides",
+              "eval",
               "out")
 EVAL_KEYS = ("every_kimg", "every_minutes", "metrics", "num_fake", "num_real", "split", "weights")
 
@@ -153,6 +154,14 @@ def load_preset(name_or_path: str, overrides: Sequence[str] = ()) -> DictConfig:
                               f"e.g. stage1: {{{name}: vqgan}}")
         if name in stage1 and (stage1[name] not in list_models() or not needs):
             raise ConfigError(f"stage1: {name}: {stage1[name]} must pair a code prior with a registered tokenizer")
+    from .conditional_eval import parse_task
+
+    for name, specs in dict(cfg.get("tasks") or {}).items():  # conditional tasks of code priors (ganzoo eval --task)
+        if name not in cfg.models or name not in stage1:
+            raise ConfigError(f"tasks: {name}: conditional tasks belong to a code prior of this preset (listed in "
+                              "models: and stage1:)")
+        for spec in specs:
+            parse_task(str(spec))
     return cfg
 
 
@@ -261,9 +270,25 @@ def run_one(cfg: DictConfig, model: str, seed: int, out: Path) -> dict[str, Any]
         # The first interval includes start-up (data, first-call overheads): skip it when there are others.
         "img_per_s": statistics.median([r["img_per_s"] for r in (train_rows[1:] or train_rows)] or [0.0]),
         "final": {k[len("eval/"):]: v for k, v in final.items() if k.startswith("eval/")},
+        "tasks": _score_tasks(cfg, model, run_dir),
         "curve": [{"kimg": r["kimg"], "time_s": _train_time_at(train_rows, r["kimg"]), **{k[5:]: v for k, v in r.items()
                    if k.startswith("eval/")}} for r in evals],
     }
+
+
+def _score_tasks(cfg: DictConfig, model: str, run_dir: Path) -> dict[str, dict[str, float]]:
+    """``tasks: {model: [complete:top, condition]}``: each task scored like ``ganzoo eval RUN --task T`` (its
+    default metrics, the preset's eval sizes and split), appended to the run's eval.jsonl."""
+    from .conditional_eval import DEFAULT_TASK_METRICS, parse_task
+    from .evaluation import EvalProtocol, evaluate_checkpoint
+
+    ev, scores = cfg.eval, {}
+    for spec in list((cfg.get("tasks") or {}).get(model) or []):
+        proto = EvalProtocol.from_config({"metrics": list(DEFAULT_TASK_METRICS[parse_task(spec)[0]]),
+                                          "num_fake": ev.num_fake, "num_real": ev.num_real, "split": ev.split,
+                                          "weights": ev.get("weights")})
+        scores[spec] = evaluate_checkpoint(run_dir, proto, task=spec)[0].values
+    return scores
 
 
 def _train_time_at(train_rows: list[dict[str, Any]], kimg: float) -> float:
@@ -388,6 +413,7 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
         f"finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
         *([" ".join(f"![metric vs {'images' if 'kimg' in f else 'time'}]({f})" for f in curves), ""] if curves else []),
+        *_task_table(rows),
         "Samples (EMA generator, fixed latents, end of training):",
         "",
         *[f"- `{m}`: ![{m}](samples/{m}.png)" for m in models],
@@ -400,6 +426,24 @@ def write_table(rows: list[dict[str, Any]], cfg: DictConfig, out: Path, command:
     (out / "provenance.json").write_text(json.dumps(
         {"command": command, "preset": OmegaConf.to_container(cfg, resolve=True), "machine": machine}, indent=2))
     return out / "table.md"
+
+
+def _task_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines of the conditional-task scores (``tasks:``), one line per model and task, mean ± std over
+    seeds; nothing without tasks."""
+    pairs = list(dict.fromkeys((r["model"], t) for r in rows for t in r.get("tasks") or {}))
+    if not pairs:
+        return []
+    labels = {"fid": "FID ↓", "kid_mean": "KID ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
+    keys = [k for k in labels if any(f"{t}/{k}" in r["tasks"].get(t, {}) for r in rows for _, t in pairs)]
+    lines = ["Conditional tasks (`ganzoo eval RUN --task T`: outputs vs the split; PSNR/SSIM/LPIPS vs the ground "
+             "truth):", "", "| model | task | " + " | ".join(labels[k] for k in keys) + " |",
+             "|" + "---|" * (2 + len(keys))]
+    for model, task in pairs:
+        vals = [r["tasks"][task] for r in rows if r["model"] == model and task in r.get("tasks", {})]
+        cells = [_mean_std([v[f"{task}/{k}"] for v in vals if f"{task}/{k}" in v]) for k in keys]
+        lines.append(f"| {model} | `{task}` | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def write_plots(rows: list[dict[str, Any]], out: Path) -> None:

@@ -392,9 +392,14 @@ def evaluate_checkpoint(
     ema: bool = True,
     device: str = "auto",
     data_overrides: Mapping[str, Any] | None = None,
+    task: str | None = None,
+    sample_opts: Mapping[str, Any] | None = None,
 ) -> tuple[MetricsResult, Path]:
     """Score a checkpoint on the data it was trained on (from its stored config) and append the
-    records with their provenance to ``<run>/eval.jsonl``. Returns ``(result, eval.jsonl path)``."""
+    records with their provenance to ``<run>/eval.jsonl``. Returns ``(result, eval.jsonl path)``.
+
+    ``task`` (a code prior): ``complete:KEEP`` or ``condition``, scored by :mod:`ganzoo.conditional_eval` with
+    ``sample_opts`` (temperature, top_k, top_p)."""
     from .metrics import write_metrics_jsonl
     from .runtime import select_device
     from .sampling.generate import load_generator
@@ -402,7 +407,12 @@ def evaluate_checkpoint(
 
     snap = load_snapshot(path, with_state=False)
     bundle, modules, state = load_generator(snap, ema=ema, device=device)
-    check_metrics_for(bundle, protocol.metrics)
+    if task is not None:
+        from .conditional_eval import check_task
+
+        check_task(bundle, modules, task, protocol.metrics)
+    else:
+        check_metrics_for(bundle, protocol.metrics)
     config = OmegaConf.create(snap.config_yaml) if snap.config_yaml else None
     if config is None or "data" not in config:
         raise ConfigError(f"{str(snap.path)!r} does not record its training data; it was not written by `ganzoo train`")
@@ -414,7 +424,16 @@ def evaluate_checkpoint(
     evaluator = Evaluator(protocol, data_cfg, resolution=bundle.resolution, channels=bundle.channels,
                           device=select_device(device))
     images_seen = int(snap.metadata.get("images_seen", "0"))
-    result = evaluator(bundle, modules, state, images_seen=images_seen, checkpoint_path=snap.path)
+    if task is not None:
+        from .conditional_eval import evaluate_task, task_provenance
+
+        evaluator._fingerprint = evaluator._fingerprint or _dataset_fingerprint(evaluator.dataset)
+        model_cfg = OmegaConf.create(snap.metadata.get("model_config") or "{}")
+        result = evaluate_task(evaluator, bundle, modules, task, cond_tokens=model_cfg.get("cond_tokens", "separate"),
+                               provenance=task_provenance(snap.path, images_seen, bundle, protocol),
+                               sample_opts=sample_opts)
+    else:
+        result = evaluator(bundle, modules, state, images_seen=images_seen, checkpoint_path=snap.path)
     out = snap.path.parent.parent / "eval.jsonl"
     write_metrics_jsonl(out, result.records)
     return result, out

@@ -63,7 +63,11 @@ def _exercise_prior(bundle) -> None:
     """A code prior: sampling gives images; its loss gives the prior (and only the prior) gradients."""
     n = 2
     c = torch.tensor([0, 1]) % bundle.c_dim if bundle.c_dim > 0 else None
-    img = bundle.sample(bundle.modules, n, c=c, generator=torch.Generator().manual_seed(0))
+    extra = {}
+    if "cond_stage" in bundle.modules:  # a code-conditioned prior draws under one condition image per sample
+        reals = torch.rand(n, bundle.channels, bundle.resolution, bundle.resolution) * 2 - 1
+        extra["cond_img"] = bundle.modules["cond_stage"].derive(reals)
+    img = bundle.sample(bundle.modules, n, c=c, generator=torch.Generator().manual_seed(0), **extra)
     assert img.shape == (n, bundle.channels, bundle.resolution, bundle.resolution) and torch.isfinite(img).all()
     assert img.min() >= -1 and img.max() <= 1
     ctx = StepContext(bundle.modules, {}, 0, 0, torch.device("cpu"), bundle.c_dim)

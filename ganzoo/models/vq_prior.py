@@ -19,14 +19,18 @@ The tokenizer is a module of the bundle (``modules["tokenizer"]``) that is never
 from the stage-1 checkpoint (``model.stage1=<run folder or snapshot>``), kept in eval mode, and saved
 inside the prior's checkpoints, so a prior run is self-contained. Its weights are identified by a
 content hash (:func:`tokenizer_hash`) that the prior's config records (``stage1_hash``); a tokenizer whose
-weights differ from the recorded ones (another run, a later snapshot) is refused with a clear message.
+weights differ from the recorded ones (another run, a later snapshot) is refused with a clear message
+(loading and pinning live in ``ganzoo.models.vq_frozen``).
+
+Conditioned synthesis (Sec. 3.2, "Conditioned Synthesis"; taming's ``cond_stage_model``): with
+``model.cond_stage`` the prefix is a condition's token sequence instead (``ganzoo.models.vq_cond``: a second
+frozen VQ tokenizer, pinned the same way as ``cond_stage_hash``, or a parameter-free down-sampling or edge
+provider), followed by the class token when the prior is also class-conditional; see :func:`build_prefix`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,107 +38,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bundle import Batch, Bundle, Objective, OptimizerSpec, Phase, StepContext
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..layers.gpt import GPT
 from ..registry import construct, register_model
 from ..sampling.autoregressive import sample_sliding_window, sample_tokens
 from ..training import distributed as dist
+from .vq_cond import CondStage, make_cond_stage
+from .vq_frozen import FrozenTokenizer, load_stage1, pinned_tokenizer, tokenizer_hash
 
-__all__ = ["FrozenTokenizer", "PriorObjective", "tokenizer_hash", "load_stage1", "sample_prior", "vq_prior"]
-
-
-def tokenizer_hash(module: nn.Module) -> str:
-    """SHA-256 (first 16 hex digits) of a module's state dict: names, dtypes, shapes and values.
-
-    A content hash rather than a file hash: the same weights saved twice (a stage-1 snapshot, or a copy
-    inside a prior's checkpoint) hash the same, and any changed weight changes it."""
-    h = hashlib.sha256()
-    for key, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
-
-
-class FrozenTokenizer(nn.Module):
-    """A stage-1 autoencoder used only to encode images to codes and decode codes to images.
-
-    It never trains: parameters do not require gradients and ``train()`` leaves the autoencoder in eval
-    mode, so its quantizer's training-time behaviour (EMA codebook updates, dead-code restarts) never
-    runs. ``expected_hash`` is checked once, the first time codes are used, which catches a tokenizer
-    whose weights were loaded from somewhere else than the run the prior belongs to.
-    """
-
-    def __init__(self, autoencoder: nn.Module, *, expected_hash: str | None = None):
-        super().__init__()
-        self.ae = autoencoder.eval().requires_grad_(False)
-        self.expected_hash = expected_hash
-        self._verified = expected_hash is None
-        self.n_embed = int(autoencoder.n_embed)
-        self.code_shape = tuple(int(s) for s in autoencoder.code_shape)
-        self.img_resolution, self.img_channels = int(autoencoder.img_resolution), int(autoencoder.img_channels)
-
-    def train(self, mode: bool = True) -> FrozenTokenizer:
-        super().train(mode)
-        self.ae.eval()
-        return self
-
-    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        super()._load_from_state_dict(*args, **kwargs)
-        self._verified = self.expected_hash is None  # new weights: check them again before use
-
-    def verify(self) -> None:
-        if self._verified:
-            return
-        got = tokenizer_hash(self.ae)
-        if got != self.expected_hash:
-            raise CheckpointError(
-                f"the tokenizer's weights (hash {got}) are not those this prior was built for (hash "
-                f"{self.expected_hash}). A prior only works with the exact stage-1 weights it was trained on: "
-                "point model.stage1 at that stage-1 snapshot, or train a new prior for this tokenizer."
-            )
-        self._verified = True
-
-    @torch.no_grad()
-    def encode(self, img: torch.Tensor) -> torch.Tensor:
-        """Images [N, C, R, R] in [-1, 1] -> code indices [N, h, w]."""
-        self.verify()
-        with torch.autocast(device_type=img.device.type, enabled=False):  # codes must not depend on precision
-            return self.ae.encode(img.float()).indices
-
-    @torch.no_grad()
-    def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code indices [N, h, w] -> images [N, C, h * f, w * f], clamped to [-1, 1]."""
-        self.verify()
-        return self.ae.decode_indices(indices).clamp(-1, 1)
-
-
-def load_stage1(path: str | Path) -> tuple[nn.Module, dict[str, Any], Path]:
-    """Build a stage-1 autoencoder from a run folder or snapshot and load its weights (EMA if kept).
-
-    Returns ``(autoencoder, its model config, the snapshot file)``."""
-    from omegaconf import OmegaConf
-
-    from ..runtime import build_bundle
-    from ..training.checkpoint import load_module_weights, load_snapshot
-
-    snap = load_snapshot(path, with_state=False)
-    yaml = snap.metadata.get("model_config")
-    if not yaml:
-        raise CheckpointError(f"model.stage1={str(path)!r}: {str(snap.path)!r} carries no model config; it was not "
-                              "written by `ganzoo train`")
-    cfg = OmegaConf.to_container(OmegaConf.create(yaml), resolve=True)
-    bundle = build_bundle(cfg)
-    if bundle.info.get("kind") != "autoencoder":
-        raise ConfigError(f"model.stage1={str(path)!r} is a {cfg.get('name')} run, not a vector-quantized tokenizer; "
-                          "train one first, e.g. `ganzoo train model=vqgan`, and pass its run folder")
-    ae = bundle.modules["G"]
-    load_module_weights(ae, snap.ema.get("G", snap.weights.get("G", {})), what=f"stage-1 tokenizer {cfg['name']}")
-    return ae, cfg, snap.path
+__all__ = ["FrozenTokenizer", "PriorObjective", "tokenizer_hash", "load_stage1", "build_prefix", "sample_prior",
+           "vq_prior"]
 
 
 class PriorObjective(Objective):
-    """Cross-entropy of the codes given the prefix and the codes before them (one ``prior`` phase)."""
+    """Cross-entropy of the codes given the prefix and the codes before them (one ``prior`` phase).
+
+    The prefix is :func:`build_prefix`'s: a class or start token, or a condition's tokens (derived from the
+    batch's images by ``modules["cond_stage"]``) and the class token. The loss covers the image codes only
+    (taming's ``logits[:, c_len - 1:]``)."""
 
     def __init__(self, *, optim: OptimizerSpec, cond_tokens: str, n_embed: int, pkeep: float = 1.0):
         self.cond_tokens, self.n_embed, self.pkeep = cond_tokens, int(n_embed), float(pkeep)
@@ -150,9 +71,15 @@ class PriorObjective(Objective):
             # taming's Net2NetTransformer.forward: torch.randint_like(z_indices, transformer.config.vocab_size), the
             # whole vocabulary (class tokens included), not only the codes.
             inputs = torch.where(keep, codes, torch.randint_like(codes, gpt.vocab_size))
-        prefix = prefix_tokens(batch.label, len(batch), cond_tokens=self.cond_tokens, n_embed=self.n_embed,
-                               device=codes.device)  # [N, 1]
-        logits = gpt(torch.cat([prefix, inputs[:, :-1]], dim=1))  # [N, h * w, vocab]
+        cond: CondStage | None = ctx.modules.get("cond_stage")
+        cond_img = None
+        if cond is not None:
+            with torch.autocast(device_type=batch.img.device.type, enabled=False):  # tokens must not follow precision
+                cond_img = cond.derive(batch.img)  # [N, Cc, r, r]: no paired maps, the condition comes from the image
+            cond.record(cond_img)  # the sample grids' conditions (the first training images')
+        prefix = build_prefix(ctx.modules, len(batch), c=batch.label, cond_img=cond_img, cond_tokens=self.cond_tokens,
+                              n_embed=self.n_embed)  # [N, P]
+        logits = gpt(torch.cat([prefix, inputs[:, :-1]], dim=1))[:, prefix.shape[1] - 1 :]  # [N, h * w, vocab]
         loss = F.cross_entropy(logits.float().flatten(0, 1), codes.flatten())
         acc = (logits.detach().argmax(-1) == codes).float().mean()
         return loss, {"loss/prior": loss.detach(), "prior/bits_per_code": loss.detach() / 0.6931471805599453,
@@ -169,11 +96,36 @@ def prefix_tokens(c: torch.Tensor | None, n: int, *, cond_tokens: str, n_embed: 
     return c if cond_tokens == "shared" else c + n_embed
 
 
+def build_prefix(modules: Mapping[str, nn.Module], n: int, *, c: torch.Tensor | None = None,
+                 cond_img: torch.Tensor | None = None, cond_tokens: str = "separate", n_embed: int) -> torch.Tensor:
+    """Everything the GPT reads before the first image code -> ``[N, P]`` (int64, on the prior's device).
+
+    Without a condition stage: one token (:func:`prefix_tokens`: the class, or the start token), as before.
+    With one (``modules["cond_stage"]``): the condition's L tokens shifted by ``cond_stage.token_offset``,
+    then the class token when the prior is also class-conditional (``c`` given): ``[cond_1 .. cond_L, class]``.
+    No start token follows the condition (taming's ``cat(c_indices, z_indices)``): the last condition token
+    predicts the first code. ``cond_img`` ``[N, Cc, r, r]`` is required then (a wrong shape is refused)."""
+    device = next(modules["prior"].parameters()).device
+    cond: CondStage | None = modules.get("cond_stage")
+    if cond is None:
+        return prefix_tokens(c, n, cond_tokens=cond_tokens, n_embed=n_embed, device=device)
+    if cond_img is None:
+        raise ConfigError(f"this prior is conditioned on a {cond.kind} condition: pass the condition image "
+                          f"(cond_img, [N, {cond.cond_channels}, {cond.cond_resolution}, {cond.cond_resolution}])")
+    if cond_img.shape[0] != n:
+        raise ConfigError(f"{cond_img.shape[0]} condition images for {n} samples: give one per sample")
+    tokens = cond.encode(cond_img.to(device)) + cond.token_offset  # [N, L]
+    if c is None:
+        return tokens
+    return torch.cat([tokens, prefix_tokens(c, n, cond_tokens=cond_tokens, n_embed=n_embed, device=device)], dim=1)
+
+
 def sample_prior(
     modules: Mapping[str, nn.Module],
     n: int | None = None,
     *,
     c: torch.Tensor | None = None,
+    cond_img: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -184,22 +136,29 @@ def sample_prior(
     c_dim: int = 0,
     **_: Any,
 ) -> torch.Tensor:
-    """Draw ``n`` images: codes from the prior (prefix from ``c``), then the tokenizer's decoder.
+    """Draw ``n`` images: codes from the prior (prefix from ``c`` and ``cond_img``), then the tokenizer's decoder.
 
     ``generator`` (a CPU generator) drives every draw, so a seed gives the same images on every device;
     without one a fixed seed (0) is used, so training grids stay comparable. ``grid=(H, W)`` larger than
-    the training code grid samples with a sliding window. GAN options (``z``) are ignored."""
+    the training code grid samples with a sliding window. A code-conditioned prior draws under ``cond_img``
+    (one condition image per sample), or without it under the conditions it recorded from its first training
+    images (cycled). Only codes are ever drawn. GAN options (``z``) are ignored."""
     gpt, tokenizer = modules["prior"], modules["tokenizer"]
-    device = next(gpt.parameters()).device
+    cond: CondStage | None = modules.get("cond_stage")
     if c is not None:
         n = int(c.shape[0])
+    elif cond_img is not None:
+        n = int(cond_img.shape[0])
     if n is None:
-        raise ValueError("sample_prior needs n or c")
+        raise ValueError("sample_prior needs n, c or cond_img")
     if c is None and c_dim > 0:
         c = torch.randint(0, c_dim, (n,), generator=generator)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    prefix = prefix_tokens(c, n, cond_tokens=cond_tokens, n_embed=tokenizer.n_embed, device=device)
-    allowed = tokenizer.n_embed if cond_tokens == "separate" else None
+    if cond is not None and cond_img is None:
+        cond_img = cond.recorded(n)
+    prefix = build_prefix(modules, n, c=c, cond_img=cond_img, cond_tokens=cond_tokens, n_embed=tokenizer.n_embed)
+    allowed = tokenizer.n_embed if (cond_tokens == "separate" or cond is not None
+                                    or gpt.vocab_size > tokenizer.n_embed) else None
     h, w = tokenizer.code_shape
     opts = dict(temperature=float(temperature), top_k=top_k, top_p=top_p, generator=generator, allowed=allowed)
     size = _grid(grid, (h, w))
@@ -210,6 +169,9 @@ def sample_prior(
             raise ConfigError(f"grid={list(size)}: this tokenizer's decoder only renders its training grid {h}x{w} "
                               "(a ViT decoder has fixed position embeddings); sliding-window sampling needs a "
                               "convolutional decoder such as VQ-GAN's")
+        if cond is not None:
+            raise ConfigError(f"grid={list(size)}: a {cond.kind}-conditioned prior samples its training grid "
+                              f"{h}x{w}: its condition covers that image only")
         codes = sample_sliding_window(gpt, prefix, size, (h, w), **opts)  # [N, H, W]
     return tokenizer.decode(codes)
 
@@ -251,6 +213,10 @@ def vq_prior(
     tokenizer: str | None = None,
     c_dim: int = 0,
     cond_tokens: str = "separate",
+    cond_stage: str | dict[str, Any] | None = None,
+    cond_stage_hash: str | None = None,
+    cond_stage_model: dict[str, Any] | None = None,
+    cond_tokenizer: str | dict[str, Any] | None = None,
     prior: dict[str, Any] | None = None,
     pkeep: float = 1.0,
     sample: dict[str, Any] | None = None,
@@ -265,10 +231,17 @@ def vq_prior(
     shape tests), and such a bundle refuses to train. ``stage1_hash`` and ``stage1_model`` are written by
     ``ganzoo train`` into the run's config: they rebuild the run's tokenizer when the stage-1 files are gone,
     and refuse a different one.
+
+    ``cond_stage`` conditions the prior on codes (``ganzoo.models.vq_cond``): another VQ run (pinned as
+    ``cond_stage_hash`` / ``cond_stage_model``, exactly like ``stage1``), or ``{kind: downsample, size, levels}``
+    / ``{kind: edges, size, threshold}``; ``cond_tokenizer`` sizes an untrained condition tokenizer for presets.
+    Vocabulary: ``cond_tokens="separate"`` lays it out as ``[codes | classes | condition tokens]`` (condition
+    token t is ``n_embed + c_dim + t``); ``"shared"`` gives condition token t the id t, as taming, whose
+    condition and image codes share one embedding table (``vocab = max(n_embed, condition vocab)``).
     """
     if cond_tokens not in ("shared", "separate"):
         raise ConfigError(f"model.cond_tokens={cond_tokens!r}; use shared (taming) or separate")
-    tok, resolved = _tokenizer(stage1, stage1_hash, stage1_model)
+    tok, resolved = pinned_tokenizer(stage1, stage1_hash, stage1_model, key="stage1")
     if tok is not None and resolved:
         _check_family(tok, tokenizer, stage1, resolved["stage1_model"])
     missing = None
@@ -283,17 +256,32 @@ def vq_prior(
                    f"tokenizer first (`ganzoo train model={tokenizer}`), then `ganzoo train model=<prior> "
                    "model.stage1=<its run folder>`")
     n_embed, (h, w) = tok.n_embed, tok.code_shape
+    cond, cond_resolved, cond_missing = make_cond_stage(cond_stage, cond_stage_hash, cond_stage_model, cond_tokenizer,
+                                                        resolution=tok.img_resolution, channels=tok.img_channels)
+    resolved.update(cond_resolved)
+    missing = missing or cond_missing
     if cond_tokens == "shared" and c_dim > n_embed:
         raise ConfigError(f"cond_tokens=shared puts the {c_dim} classes in the {n_embed}-code vocabulary; "
                           "use model.cond_tokens=separate")
-    need = n_embed if cond_tokens == "shared" else n_embed + max(c_dim, 1)
+    if cond is None:
+        need, n_prefix = (n_embed if cond_tokens == "shared" else n_embed + max(c_dim, 1)), 1
+    elif cond_tokens == "shared":
+        if c_dim > 0:
+            raise ConfigError("a class label and a condition in one shared vocabulary would collide with the codes: "
+                              "use model.cond_tokens=separate (condition, then class token) or model.c_dim=0")
+        need, n_prefix = max(n_embed, cond.vocab), cond.n_tokens
+    else:
+        cond.token_offset = n_embed + c_dim
+        need, n_prefix = n_embed + c_dim + cond.vocab, cond.n_tokens + (1 if c_dim > 0 else 0)
     p = dict(prior or {})
     p.setdefault("vocab_size", need)
-    p.setdefault("block_size", h * w)
-    if int(p["vocab_size"]) < need or int(p["block_size"]) < h * w:
+    p.setdefault("block_size", n_prefix + h * w - 1)  # the GPT reads the prefix and every code but the last
+    if int(p["vocab_size"]) < need or int(p["block_size"]) < n_prefix + h * w - 1:
+        what = f"{n_embed} codes" + (f" + {c_dim} classes" if c_dim else "") + (
+            f" + a {cond.vocab}-token condition" if cond is not None else "")
         raise ConfigError(f"model.prior.vocab_size={p['vocab_size']} / block_size={p['block_size']} are too small for "
-                          f"{n_embed} codes{f' + {c_dim} classes' if c_dim else ''} and {h * w} codes per image: "
-                          f"need at least {need} / {h * w}")
+                          f"{what} and {n_prefix} prefix + {h * w} code positions: need at least {need} / "
+                          f"{n_prefix + h * w - 1}")
     gpt = construct(GPT, p, where="model.prior")
     objective = PriorObjective(optim=_optimizer(optim or {}), cond_tokens=cond_tokens, n_embed=n_embed, pkeep=pkeep)
     s = dict(sample or {})
@@ -302,13 +290,17 @@ def vq_prior(
         raise ConfigError(f"model.sample has no option(s) {sorted(unknown)}; allowed: temperature, top_k, top_p")
     info: dict[str, Any] = {"kind": "prior", "c_dim": int(c_dim), "z_dim": 0, "n_embed": n_embed, "code_shape": (h, w),
                             "resolution": tok.img_resolution, "channels": tok.img_channels, "resolved": resolved}
+    modules: dict[str, nn.Module] = {"prior": gpt, "tokenizer": tok}
+    if cond is not None:
+        info["cond_stage"] = cond.info()
+        modules["cond_stage"] = cond
     if missing:
         info["missing"] = missing
 
     def draw(modules: Mapping[str, nn.Module], n: int | None = None, **opts: Any) -> torch.Tensor:
         return sample_prior(modules, n, **{**s, **opts, "cond_tokens": cond_tokens, "c_dim": int(c_dim)})
 
-    return Bundle(modules={"prior": gpt, "tokenizer": tok}, objective=objective, sample=draw, ema=None, info=info)
+    return Bundle(modules=modules, objective=objective, sample=draw, ema=None, info=info)
 
 
 def _check_family(tok: FrozenTokenizer, tokenizer: Any, stage1: str | None, stage1_cfg: Mapping[str, Any]) -> None:
@@ -349,33 +341,6 @@ def _prior_tokenizer(name: str) -> str | None:
     return tok if isinstance(tok, str) else None
 
 
-def _tokenizer(stage1: str | None, expected: str | None,
-               saved_model: dict[str, Any] | None) -> tuple[FrozenTokenizer | None, dict[str, Any]]:
-    """The frozen tokenizer and the config entries that pin it (``stage1_hash``, ``stage1_model``)."""
-    if stage1 is None and saved_model is None:
-        return None, {}
-    if stage1 is not None and Path(stage1).expanduser().exists():
-        ae, cfg, snap_path = load_stage1(stage1)
-        got = tokenizer_hash(ae)
-        if expected is not None and got != expected:
-            raise CheckpointError(
-                f"model.stage1={stage1!r} holds a tokenizer with hash {got}, but this prior was trained on hash "
-                f"{expected}. A prior only works with the tokenizer it learned: use that stage-1 snapshot (the run's "
-                "config.yaml names it), or train a new prior on this tokenizer (a fresh run, without trainer.resume)."
-            )
-        resolved = {"stage1": str(snap_path), "stage1_hash": got, "stage1_model": cfg}
-        return FrozenTokenizer(ae, expected_hash=got), resolved
-    if saved_model is None or expected is None:
-        raise ConfigError(f"model.stage1={stage1!r} does not exist: pass the run folder or snapshot of the trained "
-                          "tokenizer (e.g. runs/<date>_vqgan_fashion)")
-    # The stage-1 files are gone, but this prior's config pins the tokenizer: rebuild it; its weights come from
-    # the prior's own checkpoint and are checked against the hash before first use.
-    from ..runtime import build_bundle
-
-    ae = build_bundle(saved_model).modules["G"]
-    return FrozenTokenizer(ae, expected_hash=expected), {}
-
-
 # -- presets ------------------------------------------------------------------------------------------------------
 def _register(name: str, description: str, **presets: Any) -> None:
     register_model(name, family="vector-quantized", builder=vq_prior, description=description, **presets)
@@ -406,3 +371,33 @@ _register("vit_vqgan_prior", "ViT-VQGAN stage 2 (VIM): a class-conditional GPT o
 _register("vit_vqgan_prior_tiny", "ViT-VQGAN stage 2 with a 2-layer GPT of width 32 (tests)",
           tokenizer="vit_vqgan_tiny", c_dim=0, cond_tokens="separate", prior=dict(n_layer=2, n_head=2, n_embd=32),
           optim=dict(base_learning_rate=4.5e-6, batch_size=16))
+
+# -- code-conditioned priors (ganzoo.models.vq_cond) ---------------------------------------------------------------
+# Super-resolution on the CPU: the `vqgan` tokenizer's 32x32 grey images conditioned on their 8x8 area average in
+# 16 grey levels (64 condition tokens offset after the 256 codes: vocabulary 272, 64 + 64 - 1 positions); the GPT
+# of vqgan_prior (4 layers of width 128).
+_SR_CPU = dict(kind="downsample", size=8, levels=16)
+_register("vqgan_prior_sr", "VQ-GAN stage 2 conditioned on an 8x8, 16-level thumbnail: super-resolution (CPU size)",
+          tokenizer="vqgan", c_dim=0, cond_tokens="separate", cond_stage=_SR_CPU,
+          prior=dict(n_layer=4, n_head=4, n_embd=128, embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0),
+          optim=dict(base_learning_rate=4.5e-6, batch_size=64))
+_register("vqgan_prior_sr_tiny", "super-resolution prior for vqgan_tiny (4x4, 8 levels -> 16x16; tests)",
+          tokenizer="vqgan_tiny", c_dim=0, cond_tokens="separate", cond_stage=dict(kind="downsample", size=4, levels=8),
+          prior=dict(n_layer=2, n_head=2, n_embd=32), optim=dict(base_learning_rate=4.5e-6, batch_size=16))
+
+# taming's configs/drin_transformer.yaml (depth-to-image on RIN): minGPT with vocabulary 1024 shared by the image
+# codes and the depth codes, 512 positions (256 depth + 256 image tokens), 24 layers of width 1024 in 16 heads; the
+# image tokenizer is the f16 1024-code ImageNet VQ-GAN, the condition's is the same network on one channel
+# (configs/imagenetdepth_vqgan.yaml); data batch 2.
+_PAPER_GPT = dict(vocab_size=1024, block_size=512, n_layer=24, n_head=16, n_embd=1024)
+_register("vqgan_prior_drin", "taming's D-RIN depth-to-image transformer (256x256; 16x16 depth + 16x16 image codes)",
+          tokenizer="vqgan_imagenet_f16_1024", c_dim=0, cond_tokens="shared",
+          cond_tokenizer=dict(name="vqgan_imagenet_f16_1024", img_channels=1), prior=dict(_PAPER_GPT),
+          optim=dict(base_learning_rate=4.5e-6, batch_size=2))
+# taming's configs/faceshq_transformer.yaml: the same GPT, on a CoordStage condition (n_embed 1024, down_factor
+# 16: a one-channel 16x16 map in 1024 levels). taming feeds the crop's coordinate map; ganzoo derives the condition
+# from the image (its grey 16x16 area average: super-resolution with colourisation); data batch 2.
+_register("vqgan_prior_faceshq", "taming's FacesHQ transformer sizes on a 16x16 grey 1024-level condition (256x256)",
+          tokenizer="vqgan_imagenet_f16_1024", c_dim=0, cond_tokens="shared",
+          cond_stage=dict(kind="downsample", size=16, levels=1024, channels=1), prior=dict(_PAPER_GPT),
+          optim=dict(base_learning_rate=4.5e-6, batch_size=2))

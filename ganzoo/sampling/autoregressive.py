@@ -4,6 +4,14 @@ Draws are made with a CPU ``torch.Generator``: one uniform per sequence and step
 by the inverse CDF of the (filtered) distribution computed on the CPU in float64. The token chosen
 for a seed therefore depends only on the logits, not on the device, nor on whether the logits came
 from a cached or an uncached forward (up to the floating-point differences of those forwards).
+
+Forced tokens (image completion, taming's ``scripts/sample_conditional.py``): ``forced [N, L]`` with
+``forced_mask [N, L]`` fixes some positions to given codes. They are fed to the model as they are and never
+drawn, but the generator still advances by one uniform per row at each of them, exactly as if the token had
+been drawn. So the uniform used at position ``t`` depends only on ``t`` and the seed, not on the mask: forcing
+the codes a free draw produced reproduces that draw bit for bit, and a sampled cell keeps its randomness when the
+region around it changes. A position is only visible to the positions after it in raster order (the prior is
+causal), so codes kept *after* a sampled cell do not influence it.
 """
 
 from __future__ import annotations
@@ -97,6 +105,35 @@ def sample_next(
     return token.to(logits.device)
 
 
+def check_forced(forced: torch.Tensor | None, forced_mask: torch.Tensor | None, n: int, length: int, *,
+                 limit: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Validate ``forced [N, L]`` / ``forced_mask [N, L]`` (bool) -> both on ``device``, or ``None`` without them.
+
+    Forced values at masked positions must be tokens the sampler could draw (``0 <= token < limit``)."""
+    if forced is None and forced_mask is None:
+        return None
+    if forced is None or forced_mask is None:
+        raise ConfigError("forced and forced_mask go together: the codes to keep and where to keep them")
+    if forced_mask.dtype != torch.bool:
+        raise ConfigError(f"forced_mask must be a bool tensor (True = keep the forced code), got {forced_mask.dtype}")
+    forced, forced_mask = forced.reshape(forced.shape[0], -1), forced_mask.reshape(forced_mask.shape[0], -1)
+    if tuple(forced.shape) != (n, length) or tuple(forced_mask.shape) != (n, length):
+        raise ConfigError(f"forced and forced_mask must have shape [N, L] = [{n}, {length}], got "
+                          f"{tuple(forced.shape)} and {tuple(forced_mask.shape)}")
+    kept = forced[forced_mask]
+    if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= limit):
+        raise ConfigError(f"forced codes must lie in [0, {limit}) (the codes this prior draws), got "
+                          f"[{int(kept.min())}, {int(kept.max())}]")
+    return forced.to(device=device, dtype=torch.int64), forced_mask.to(device)
+
+
+def advance(generator: torch.Generator | None, n: int) -> None:
+    """Consume the ``n`` uniforms :func:`sample_next` would draw, so a forced position uses up its randomness."""
+    if generator is not None and generator.device.type != "cpu":
+        raise ConfigError("sampling needs a CPU torch.Generator (draws are made on the CPU)")
+    torch.rand(n, 1, generator=generator, dtype=torch.float64)
+
+
 @torch.no_grad()
 def sample_tokens(
     model: GPT,
@@ -109,12 +146,15 @@ def sample_tokens(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     allowed: int | None = None,
+    forced: torch.Tensor | None = None,
+    forced_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Continue ``prefix [N, P]`` (e.g. the class or SOS token) by ``steps`` tokens -> ``[N, steps]``.
 
-    With ``use_cache`` each step runs the model on the one new token (keys/values of earlier tokens
+    With ``use_cache`` each step runs the model on the new tokens only (keys/values of earlier tokens
     come from a :class:`~ganzoo.layers.gpt.KVCache`); without, on the whole sequence so far. Both
-    draw the same tokens for the same generator state.
+    draw the same tokens for the same generator state. ``forced``/``forced_mask [N, steps]`` keep given
+    tokens (see the module docstring); a step forced in every row runs no forward pass of its own.
     """
     if prefix.dim() != 2 or prefix.shape[1] < 1:
         raise ConfigError(f"prefix must have shape [N, P] with P >= 1 (e.g. the SOS token), got {tuple(prefix.shape)}")
@@ -124,28 +164,32 @@ def sample_tokens(
             f"{prefix.shape[1] + steps - 1} > block_size={model.block_size}; use sample_sliding_window for "
             "grids larger than the training grid"
         )
+    n, p = prefix.shape
+    kept = check_forced(forced, forced_mask, n, steps, limit=allowed or model.vocab_size, device=prefix.device)
     was_training = model.training
     model.eval()
     opts = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, allowed=allowed)
-    seq = prefix
-    out = []
+    seq = torch.cat((prefix, prefix.new_zeros(n, steps)), dim=1)  # [N, P + steps], filled in as we go
     cache = model.new_cache() if use_cache else None
-    feed = prefix
+    fed = 0  # positions of seq already in the cache
     try:
-        for _ in range(steps):
+        for t in range(steps):
+            if kept is not None and bool(kept[1][:, t].all()):  # forced in every row: no logits needed
+                advance(generator, n)
+                seq[:, p + t] = kept[0][:, t]
+                continue
             if use_cache:
-                logits = model(feed, cache=cache)[:, -1]  # [N, V]
+                logits = model(seq[:, fed : p + t], cache=cache)[:, -1]  # [N, V]
+                fed = p + t
             else:
-                logits = model(seq)[:, -1]
-            token = sample_next(logits, **opts)[:, None]  # [N, 1]
-            out.append(token)
-            seq = torch.cat((seq, token), dim=1)
-            feed = token
+                logits = model(seq[:, : p + t])[:, -1]
+            token = sample_next(logits, **opts)  # [N]
+            if kept is not None:
+                token = torch.where(kept[1][:, t], kept[0][:, t], token)
+            seq[:, p + t] = token
     finally:
         model.train(was_training)
-    if not out:
-        return prefix.new_zeros(prefix.shape[0], 0)
-    return torch.cat(out, dim=1)  # [N, steps]
+    return seq[:, p:]  # [N, steps]
 
 
 _window_progress: list[Callable[[int], None]] = []  # callbacks told of every forward pass of a sliding window
@@ -187,6 +231,9 @@ def sample_sliding_window(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
     allowed: int | None = None,
+    forced: torch.Tensor | None = None,
+    forced_mask: torch.Tensor | None = None,
+    window_prefix: Callable[[int, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Codes for a ``grid`` (H, W) larger than the training ``window`` (h, w) -> ``[N, H, W]``.
 
@@ -194,7 +241,12 @@ def sample_sliding_window(
     prefix followed by the tokens of its window (:func:`window_origin`) in raster order up to, not
     including, ``(i, j)``, at positions ``0 .. P + h*w - 1`` as in training. Tokens of the window that
     come after ``(i, j)`` are not fed (taming feeds them but the causal mask hides them). One forward
-    per cell; with ``grid == window`` this is exactly ``sample_tokens(use_cache=False)``.
+    per cell; with ``grid == window`` this is exactly ``sample_tokens(use_cache=False)``, forced tokens
+    (``[N, H * W]`` in raster order, or ``[N, H, W]``) included; a cell forced in every row costs no pass.
+
+    ``window_prefix(top, left) -> [N, P]``: a prefix per window instead of ``prefix`` (same length P), for a
+    spatial condition whose tokens follow the window (taming's ``sample_conditional.py`` crops the condition's
+    codes with the same window as the image's).
     """
     (gh, gw), (h, w) = grid, window
     if not (1 <= h <= gh and 1 <= w <= gw):
@@ -210,17 +262,30 @@ def sample_sliding_window(
     was_training = model.training
     model.eval()
     n = prefix.shape[0]
+    kept = check_forced(forced, forced_mask, n, gh * gw, limit=allowed or model.vocab_size, device=prefix.device)
     codes = torch.zeros(n, gh, gw, dtype=torch.int64, device=prefix.device)
+    if kept is not None:  # forced codes are in place before any draw (only earlier cells are ever fed)
+        codes = torch.where(kept[1], kept[0], codes.flatten(1)).view(n, gh, gw)
     opts = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, allowed=allowed)
     try:
         for i in range(gh):
             for j in range(gw):
+                if kept is not None and bool(kept[1][:, i * gw + j].all()):
+                    advance(generator, n)
+                    continue
                 top, left = window_origin(i, j, grid, window)
                 li, lj = i - top, j - left  # the cell inside its window
                 patch = codes[:, top : top + h, left : left + w].reshape(n, h * w)  # [N, h*w]
-                context = torch.cat((prefix, patch[:, : li * w + lj]), dim=1)  # [N, P + li*w + lj]
+                pre = prefix if window_prefix is None else window_prefix(top, left)  # [N, P]
+                if pre.shape != prefix.shape:
+                    raise ConfigError(f"window_prefix gave a prefix of shape {tuple(pre.shape)} at window ({top}, "
+                                      f"{left}); every window needs {tuple(prefix.shape)}")
+                context = torch.cat((pre, patch[:, : li * w + lj]), dim=1)  # [N, P + li*w + lj]
                 logits = model(context)[:, -1]  # [N, V]
-                codes[:, i, j] = sample_next(logits, **opts)
+                token = sample_next(logits, **opts)  # [N]
+                if kept is not None:
+                    token = torch.where(kept[1][:, i * gw + j], kept[0][:, i * gw + j], token)
+                codes[:, i, j] = token
                 for callback in _window_progress:
                     callback(1)
     finally:

@@ -1,0 +1,280 @@
+"""Condition stages of a code-conditioned VQ prior (taming's ``cond_stage_model``; Esser et al. 2021, Sec. 3.2,
+"Conditioned Synthesis"): they turn a condition image into a sequence of tokens that is prepended to the image
+codes, so the transformer learns ``p(s | c) = prod_i p(s_i | s_<i, c)``.
+
+Two kinds:
+
+* a frozen VQ tokenizer of its own (``model.cond_stage=<run folder or snapshot>``, e.g. a depth-map VQ-GAN as
+  in taming's D-RIN ``drin_transformer.yaml``), pinned like the image tokenizer (``ganzoo.models.vq_frozen``);
+* a parameter-free provider: ``{kind: downsample, size, levels}`` area-averages the image to ``size x size``
+  and quantizes each channel value to ``levels`` tokens (taming's ``CoordStage``: super-resolution), or
+  ``{kind: edges, size, threshold}``, a Sobel edge map thresholded to two tokens (map-to-image).
+
+The embedded data has no paired maps, so every stage derives its condition from the training image
+(:meth:`CondStage.derive`); paired data would hand the condition image to :meth:`CondStage.encode` directly.
+Every stage records the conditions of the first training images it sees (``grid_cond``, a buffer saved in the
+prior's checkpoints): the trainer's sample grids and a plain ``bundle.sample(modules, n)`` draw under those
+real conditions, since a code-conditioned prior has no unconditional samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .vq_frozen import FrozenTokenizer, pinned_tokenizer
+
+__all__ = ["CondStage", "DownsampleStage", "EdgeStage", "TokenizerStage", "make_cond_stage", "GRID_CONDITIONS"]
+
+GRID_CONDITIONS = 16  # conditions recorded from the first training batch for sample grids (cycled)
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: RGB -> grey for a one-channel condition
+
+
+def adapt_channels(img: torch.Tensor, channels: int) -> torch.Tensor:
+    """``img [N, C, H, W]`` with ``channels`` channels: grey -> RGB repeats, RGB -> grey takes the luma."""
+    c = img.shape[1]
+    if c == channels:
+        return img
+    if c == 1:
+        return img.expand(-1, channels, -1, -1)
+    if c == 3 and channels == 1:
+        w = img.new_tensor(_LUMA).view(1, 3, 1, 1)
+        return (img * w).sum(dim=1, keepdim=True)
+    raise ConfigError(f"cannot turn a {c}-channel image into a {channels}-channel one (only grey <-> RGB)")
+
+
+def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
+    if img.shape[-1] == size and img.shape[-2] == size:
+        return img
+    if size < img.shape[-1]:
+        return F.interpolate(img, size=(size, size), mode="area")
+    return F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
+
+
+class CondStage(nn.Module):
+    """What every condition stage offers the prior (see the module docstring).
+
+    Attributes: ``kind``; ``cond_resolution`` and ``cond_channels`` (the condition image ``[N, Cc, r, r]``);
+    ``n_tokens`` (L) and ``vocab`` (tokens lie in ``[0, vocab)``); ``token_shape`` (the tokens' spatial grid,
+    raster order); ``token_offset`` (where the prior puts them in its vocabulary, set by the prior's builder).
+    """
+
+    kind = "?"
+
+    def __init__(self, *, image_resolution: int, image_channels: int, cond_resolution: int, cond_channels: int,
+                 n_tokens: int, vocab: int, token_shape: tuple[int, int]):
+        super().__init__()
+        self.image_resolution, self.image_channels = int(image_resolution), int(image_channels)
+        self.cond_resolution, self.cond_channels = int(cond_resolution), int(cond_channels)
+        self.n_tokens, self.vocab, self.token_shape = int(n_tokens), int(vocab), tuple(int(s) for s in token_shape)
+        self.token_offset = 0
+        r, cc = self.cond_resolution, self.cond_channels
+        self.register_buffer("grid_cond", torch.zeros(GRID_CONDITIONS, cc, r, r))
+        self.register_buffer("grid_filled", torch.zeros((), dtype=torch.long))
+
+    def info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "resolution": self.cond_resolution, "channels": self.cond_channels,
+                "n_tokens": self.n_tokens}
+
+    def check(self, cond_img: torch.Tensor) -> None:
+        """Refuse a condition image of the wrong shape with what is expected."""
+        want = (self.cond_channels, self.cond_resolution, self.cond_resolution)
+        if cond_img.dim() != 4 or tuple(cond_img.shape[1:]) != want:
+            raise ConfigError(
+                f"the condition image has shape {list(cond_img.shape)}, but this prior's {self.kind} condition is "
+                f"[N, {want[0]}, {want[1]}, {want[2]}] ({want[0]} channel(s), {want[1]}x{want[2]} pixels); "
+                "derive it from a full-size image with cond_stage.derive(img)")
+
+    def derive(self, img: torch.Tensor) -> torch.Tensor:
+        """The condition of a training image ``[N, C, R, R]`` in [-1, 1] -> ``[N, Cc, r, r]``."""
+        raise NotImplementedError
+
+    def encode(self, cond_img: torch.Tensor) -> torch.Tensor:
+        """Condition image ``[N, Cc, r, r]`` -> tokens ``[N, L]`` in ``[0, vocab)`` (before the offset)."""
+        raise NotImplementedError
+
+    def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
+        """The condition as the prior sees it, shown at the output size ``[N, C, R, R]`` (for grids)."""
+        raise NotImplementedError
+
+    def _at_output(self, img: torch.Tensor, mode: str) -> torch.Tensor:
+        img = adapt_channels(img, self.image_channels)
+        r = self.image_resolution
+        out = F.interpolate(img, size=(r, r), mode=mode) if mode == "nearest" else _resize(img, r)
+        return out.clamp(-1, 1)
+
+    @torch.no_grad()
+    def record(self, cond_img: torch.Tensor) -> None:
+        """Keep the first :data:`GRID_CONDITIONS` conditions seen in training (the sample grids' inputs)."""
+        filled = int(self.grid_filled)
+        if filled >= GRID_CONDITIONS:
+            return
+        take = cond_img[: GRID_CONDITIONS - filled].detach().to(self.grid_cond)
+        self.grid_cond[filled : filled + take.shape[0]] = take
+        self.grid_filled.fill_(filled + take.shape[0])
+
+    def recorded(self, n: int) -> torch.Tensor:
+        """``n`` recorded conditions (cycled): what a sample without a condition image is conditioned on."""
+        filled = int(self.grid_filled)
+        if filled == 0:
+            raise ConfigError(
+                f"this prior is conditioned on a {self.kind} condition and has recorded none yet (it records the "
+                "first training images' conditions): pass a condition image (cond_img=..., or ganzoo generate "
+                "--mode condition --image F)")
+        return self.grid_cond[torch.arange(n, device=self.grid_cond.device) % filled]
+
+
+class DownsampleStage(CondStage):
+    """Super-resolution: the image area-averaged to ``size x size``, each channel value quantized uniformly to
+    ``levels`` tokens (taming's ``CoordStage``: ``interpolate(mode="area")`` then rounding; here the ``levels``
+    values ``0 .. levels - 1`` span [-1, 1]). ``channels``: 1 takes the luma of an RGB image (taming's
+    single-channel ``CoordStage``); default the image's channels. Tokens run in raster order with the channels
+    of a pixel side by side: ``token_shape = (size, size * channels)``."""
+
+    kind = "downsample"
+
+    def __init__(self, *, size: int = 8, levels: int = 16, channels: int | None = None,
+                 image_resolution: int, image_channels: int):
+        size, levels = int(size), int(levels)
+        cc = int(channels or image_channels)
+        if not 1 <= size <= image_resolution:
+            raise ConfigError(f"model.cond_stage.size={size} must lie in [1, {image_resolution}] (the image size)")
+        if levels < 2:
+            raise ConfigError(f"model.cond_stage.levels={levels} must be >= 2")
+        if cc not in (1, image_channels):
+            raise ConfigError(f"model.cond_stage.channels={cc}: use 1 (grey) or the image's {image_channels}")
+        super().__init__(image_resolution=image_resolution, image_channels=image_channels, cond_resolution=size,
+                         cond_channels=cc, n_tokens=size * size * cc, vocab=levels, token_shape=(size, size * cc))
+        self.levels = levels
+
+    @torch.no_grad()
+    def derive(self, img: torch.Tensor) -> torch.Tensor:
+        img = adapt_channels(img.float(), self.cond_channels)
+        return F.interpolate(img, size=(self.cond_resolution,) * 2, mode="area")
+
+    @torch.no_grad()
+    def encode(self, cond_img: torch.Tensor) -> torch.Tensor:
+        self.check(cond_img)
+        unit = (cond_img.float().clamp(-1, 1) + 1) / 2  # [N, Cc, s, s] in [0, 1]
+        tokens = torch.round(unit * (self.levels - 1)).long()
+        return tokens.permute(0, 2, 3, 1).reshape(cond_img.shape[0], -1)  # [N, s * s * Cc], (y, x, c) order
+
+    def dequantize(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[N, L]`` -> the quantized condition image ``[N, Cc, s, s]`` in [-1, 1]."""
+        s, cc = self.cond_resolution, self.cond_channels
+        img = tokens.view(-1, s, s, cc).permute(0, 3, 1, 2).float()
+        return img / (self.levels - 1) * 2 - 1
+
+    @torch.no_grad()
+    def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
+        return self._at_output(self.dequantize(self.encode(cond_img)), "nearest")
+
+
+class EdgeStage(CondStage):
+    """Map-to-image from edges: the grey image area-averaged to ``size x size``, its Sobel gradient magnitude
+    (on [0, 1] intensities, replicate padding) thresholded at ``threshold``; two tokens (0 flat, 1 edge). The
+    condition image is the edge map, -1 flat and +1 edge."""
+
+    kind = "edges"
+
+    def __init__(self, *, size: int = 16, threshold: float = 0.5, image_resolution: int, image_channels: int):
+        size = int(size)
+        if not 3 <= size <= image_resolution:
+            raise ConfigError(f"model.cond_stage.size={size} must lie in [3, {image_resolution}]")
+        if not threshold > 0:
+            raise ConfigError(f"model.cond_stage.threshold={threshold} must be > 0")
+        super().__init__(image_resolution=image_resolution, image_channels=image_channels, cond_resolution=size,
+                         cond_channels=1, n_tokens=size * size, vocab=2, token_shape=(size, size))
+        self.threshold = float(threshold)
+
+    @torch.no_grad()
+    def derive(self, img: torch.Tensor) -> torch.Tensor:
+        grey = (adapt_channels(img.float(), 1) + 1) / 2
+        grey = F.pad(F.interpolate(grey, size=(self.cond_resolution,) * 2, mode="area"), (1, 1, 1, 1),
+                     mode="replicate")
+        kx = grey.new_tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+        gx, gy = F.conv2d(grey, kx), F.conv2d(grey, kx.transpose(2, 3))
+        return torch.where(torch.hypot(gx, gy) > self.threshold, 1.0, -1.0)
+
+    @torch.no_grad()
+    def encode(self, cond_img: torch.Tensor) -> torch.Tensor:
+        self.check(cond_img)
+        return (cond_img > 0).long().flatten(1)  # [N, s * s]
+
+    @torch.no_grad()
+    def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
+        return self._at_output(self.encode(cond_img).view_as(cond_img).float() * 2 - 1, "nearest")
+
+
+class TokenizerStage(CondStage):
+    """A frozen VQ tokenizer of the condition (taming's ``cond_stage_model``): the condition image is the
+    training image resized to the tokenizer's resolution and channels, its tokens the tokenizer's codes."""
+
+    kind = "tokenizer"
+
+    def __init__(self, tokenizer: FrozenTokenizer, *, image_resolution: int, image_channels: int):
+        h, w = tokenizer.code_shape
+        super().__init__(image_resolution=image_resolution, image_channels=image_channels,
+                         cond_resolution=tokenizer.img_resolution, cond_channels=tokenizer.img_channels,
+                         n_tokens=h * w, vocab=tokenizer.n_embed, token_shape=(h, w))
+        self.tokenizer = tokenizer
+
+    @torch.no_grad()
+    def derive(self, img: torch.Tensor) -> torch.Tensor:
+        return _resize(adapt_channels(img.float(), self.cond_channels), self.cond_resolution).clamp(-1, 1)
+
+    @torch.no_grad()
+    def encode(self, cond_img: torch.Tensor) -> torch.Tensor:
+        self.check(cond_img)
+        return self.tokenizer.encode(cond_img).flatten(1)  # [N, h * w]
+
+    @torch.no_grad()
+    def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
+        h, w = self.token_shape
+        return self._at_output(self.tokenizer.decode(self.encode(cond_img).view(-1, h, w)), "bilinear")
+
+
+_PROVIDERS: dict[str, type[CondStage]] = {"downsample": DownsampleStage, "edges": EdgeStage}
+
+
+def make_cond_stage(spec: Any, saved_hash: str | None, saved_model: dict[str, Any] | None,
+                    preset: Any, *, resolution: int, channels: int
+                    ) -> tuple[CondStage | None, dict[str, Any], str | None]:
+    """The condition stage of ``model.cond_stage`` -> ``(stage or None, config entries to pin, missing)``.
+
+    ``spec``: a VQ run folder or snapshot (a frozen tokenizer, pinned as ``cond_stage_hash`` /
+    ``cond_stage_model``), ``{kind: downsample|edges, ...}``, or None. ``preset`` (``model.cond_tokenizer``: a
+    registered tokenizer name, or ``{name: ..., <overrides>}``) sizes an untrained condition tokenizer when no
+    run is given (parameter counts, shape tests): such a prior cannot train, and ``missing`` says why."""
+    geometry = dict(image_resolution=int(resolution), image_channels=int(channels))
+    if isinstance(spec, Mapping):
+        opts = dict(spec)
+        kind = opts.pop("kind", None)
+        if kind not in _PROVIDERS:
+            raise ConfigError(f"model.cond_stage.kind={kind!r}: use one of {sorted(_PROVIDERS)}, or give a VQ "
+                              "tokenizer's run folder as model.cond_stage=<run>")
+        from ..registry import construct
+
+        return construct(_PROVIDERS[kind], opts, where="model.cond_stage", **geometry), {}, None
+    if spec is not None and not isinstance(spec, str):
+        raise ConfigError(f"model.cond_stage={spec!r}: give a VQ run folder, or {{kind: downsample, size: 8, "
+                          "levels: 16}}")
+    tok, resolved = pinned_tokenizer(spec, saved_hash, saved_model, key="cond_stage")
+    missing = None
+    if tok is None:
+        if preset is None:
+            return None, {}, None
+        from ..registry import build_model
+
+        name, overrides = (preset, {}) if isinstance(preset, str) else (preset["name"], {
+            k: v for k, v in dict(preset).items() if k != "name"})
+        tok = FrozenTokenizer(build_model(name, **overrides).modules["G"], key="model.cond_stage")
+        missing = (f"model.cond_stage is not set (the prior would be conditioned on an untrained {name}): train the "
+                   f"condition's tokenizer first (`ganzoo train model={name}` on the condition images), then pass "
+                   "model.cond_stage=<its run folder>")
+    return TokenizerStage(tok, **geometry), resolved, missing
