@@ -24,7 +24,7 @@ from .commands.runlog import _discard_run_folder, _holds_only_hydra_files, _Tee
 from .errors import GanzooError
 from .paths import config_dir  # noqa: F401  (re-exported: ganzoo.cli.config_dir)
 
-COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct", "import")
+COMMANDS = ("train", "generate", "eval", "bench", "list", "reconstruct", "import", "project", "directions", "edit")
 SUMMARIES = {
     "train": "train a model: ganzoo train model=dcgan data=emoji trainer.kimg=50 (Hydra)",
     "generate": "draw images from a run: grids, interpolations, style mixing, classes, attention",
@@ -33,6 +33,9 @@ SUMMARIES = {
     "list": "the registered models, their families and parameter counts",
     "reconstruct": "VQ tokenizers: inputs next to their reconstructions, codes, PSNR/SSIM/usage",
     "import": "turn a published checkpoint (StyleGAN, BigGAN, taming, ...) into a run folder",
+    "project": "invert real images into a run's latent space (W, W+, Z) or codes (VQ tokenizers)",
+    "directions": "discover edit directions without labels (SeFa, GANSpace PCA, class means)",
+    "edit": "move a sampled or projected latent along a direction: a grid and a GIF",
 }
 
 
@@ -202,10 +205,14 @@ def _generate(argv: list[str]) -> int:
         "  ganzoo generate RUN --mode truncation-sweep --thresholds 2,1,0.5,0.04 --seeds 0-3\n"
         "  ganzoo generate RUN --mode class-interp --classes 3,5 --steps 8 --n 4\n"
         "  ganzoo generate RUN --mode attention --seeds 0-3 --query 8,8 --query 20,12   # SAGAN Fig. 1\n"
+        "  ganzoo generate PRIOR --mode complete --image a.png --keep top --n 4 --top-k 100   # VQ-GAN completion\n"
+        "  ganzoo generate SR_PRIOR --mode condition --from-data test --n-images 4 --n 4     # super-resolution\n"
         "see docs/sampling.md",
     )
     add_generate_args(parser)
     args = parser.parse_args(argv)
+    if args.mode == "arithmetic":
+        from .editing import arithmetic  # noqa: F401  (registers the mode's runner with generate)
     try:
         paths = run_generate(args)
     except OSError as err:  # a folder where a file goes, a read-only or full disk: a message, not a traceback
@@ -227,8 +234,9 @@ def _eval(argv: list[str]) -> int:
     from .evaluation import KIND_NAMES, METRICS_BY_KIND
 
     kinds = "; ".join(f"{KIND_NAMES[k]}: {', '.join(m)}" for k, m in METRICS_BY_KIND.items())
-    parser.add_argument("--metrics", default="fid,kid,pr",
-                        help=f"comma list (default fid,kid,pr). What a run can have depends on its kind: {kinds}. "
+    parser.add_argument("--metrics", default=None,
+                        help="comma list (default fid,kid,pr; with --task complete:KEEP fid,kid; with --task "
+                        f"condition fid,kid,psnr,ssim). What a run can have depends on its kind: {kinds}. "
                         "ppl needs a style generator (stylegan, stylegan2); a tokenizer's fid, kid, pr compare "
                         "reconstructions with their inputs (rfid = fid), and psnr, ssim, codebook come with any of its "
                         "metrics. A metric the run's kind cannot have is refused")
@@ -247,17 +255,36 @@ def _eval(argv: list[str]) -> int:
                         "mps")
     parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
                         help="change the run's data config, e.g. --data root=~/ffhq for an imported run (repeatable)")
+    task = parser.add_argument_group("conditional tasks of code priors (--num-fake = images of the split used)")
+    task.add_argument("--task", default=None, metavar="TASK",
+                      help="complete:KEEP (keep a region of each image, e.g. complete:top, complete:left:0.25, "
+                      "complete:MASK.png, and sample the rest) or condition (a code-conditioned prior, the condition "
+                      "derived from each image): outputs vs the split (fid, kid, pr) and vs their ground truth (psnr, "
+                      "ssim, lpips)")
+    task.add_argument("--temperature", type=float, default=None, help="--task: softmax temperature of the codes")
+    task.add_argument("--top-k", dest="top_k", type=int, default=None, help="--task: draw from the K likeliest codes")
+    task.add_argument("--top-p", dest="top_p", type=float, default=None, help="--task: nucleus mass P")
     args = parser.parse_args(argv)
     from .evaluation import EvalProtocol, evaluate_checkpoint
     from .sampling.generate import parse_opts
 
+    if args.task is None and any(v is not None for v in (args.temperature, args.top_k, args.top_p)):
+        from .errors import ConfigError
+
+        raise ConfigError("--temperature, --top-k and --top-p set the sampling of a --task; add --task or drop them")
+    if args.metrics is None:
+        from .conditional_eval import DEFAULT_TASK_METRICS, parse_task
+
+        args.metrics = ",".join(DEFAULT_TASK_METRICS[parse_task(args.task)[0]]) if args.task else "fid,kid,pr"
     protocol = EvalProtocol.from_config(
         {"metrics": args.metrics, "num_fake": args.num_fake, "num_real": args.num_real, "split": args.split,
          "seed": args.seed, "truncation_psi": args.psi, "weights": args.weights, "lpips_weights": args.lpips_weights,
          "allow_download": not args.no_download, "cache_dir": args.cache_dir, "batch_size": args.batch}
     )
     result, out = evaluate_checkpoint(args.checkpoint, protocol, ema=not args.raw, device=args.device,
-                                      data_overrides=parse_opts(args.data))
+                                      data_overrides=parse_opts(args.data), task=args.task,
+                                      sample_opts={"temperature": args.temperature, "top_k": args.top_k,
+                                                   "top_p": args.top_p})
     for k, v in result.values.items():
         print(f"{k:>10}: {v:.6g}")
     for k, why in result.skipped.items():
@@ -332,6 +359,25 @@ def _import(argv: list[str]) -> int:
     return 0
 
 
+# -- project, directions, edit (ganzoo/editing/) -------------------------------------------------------
+def _project(argv: list[str]) -> int:
+    from .commands.project import run
+
+    return run(argv)
+
+
+def _directions(argv: list[str]) -> int:
+    from .commands.directions import run
+
+    return run(argv)
+
+
+def _edit(argv: list[str]) -> int:
+    from .commands.edit import run
+
+    return run(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         try:
@@ -386,7 +432,8 @@ def _main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": _train, "generate": _generate, "eval": _eval, "bench": _bench, "list": _list,
-                "reconstruct": _reconstruct, "import": _import}
+                "reconstruct": _reconstruct, "import": _import, "project": _project, "directions": _directions,
+                "edit": _edit}
     if command not in handlers:
         import difflib
 

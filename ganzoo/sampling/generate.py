@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,10 @@ def _strip_cols(n: int, max_cols: int = 16) -> int:
 def run_generate(args: argparse.Namespace) -> list[Path]:
     """Run ``ganzoo generate`` from parsed arguments; returns the paths written."""
     check_args(args)
+    if args.mode in ("complete", "condition"):  # a code prior given an image: its own checks and layout
+        from .conditional_modes import run_conditional_mode
+
+        return run_conditional_mode(args)
     bundle, modules, state = load_generator(args.checkpoint, ema=not args.raw, device=args.device)
     G = modules.get("G")
     _check_model_args(args, bundle, G)
@@ -260,6 +264,11 @@ def _run(args: argparse.Namespace, bundle: Bundle, modules: dict[str, nn.Module]
     noise_mode = args.noise or "const"
     generated = getattr(args, "out_dir", None) or _run_dir(args.checkpoint) / "generated"
 
+    if args.mode in MODE_RUNNERS:  # a mode a higher package provides (arithmetic: ganzoo/editing)
+        return MODE_RUNNERS[args.mode](args, bundle, modules, G, opts, generated, _suffix(args))
+    if args.mode not in BUILTIN_MODES:
+        raise ConfigError(f"--mode {args.mode} is provided by a package that was not loaded: import "
+                          "ganzoo.editing.arithmetic first (the `ganzoo generate` command does)")
     if args.mode == "interp":
         seeds = parse_seeds(args.seeds)
         space = args.space or ("w" if style else "z")
@@ -338,6 +347,11 @@ def _run(args: argparse.Namespace, bundle: Bundle, modules: dict[str, nn.Module]
         paths += save_individual(imgs, args.individual, prefix=f"{name}_")
     return paths
 
+
+# Modes run by packages above sampling (they depend on it, never the reverse): the package registers its runner
+# ``(args, bundle, modules, G, opts, out_dir, name_suffix) -> paths`` here when imported.
+MODE_RUNNERS: dict[str, Callable[..., list[Path]]] = {}
+BUILTIN_MODES = ("grid", "interp", "mix", "classes", "truncation-sweep", "class-interp", "attention")
 
 MAX_CLASS_ROWS = 32  # --mode classes without --class: the first classes, at most this many rows
 

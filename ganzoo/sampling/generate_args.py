@@ -72,18 +72,29 @@ def parse_query(spec: str) -> tuple[int, int]:
 
 
 MODES = ("grid", "interp", "mix", "classes", "truncation-sweep", "class-interp", "attention")
+# Code priors given an image (conditional_modes.py): completion, and code-conditioned sampling.
+IMAGE_MODES = ("complete", "condition")
+MODES += IMAGE_MODES
+MODES += ("arithmetic",)  # latent vector arithmetic, DCGAN Sec. 6.3 (ganzoo/editing/arithmetic.py)
 # Modes that draw their latents from --seeds or --n/--seed, and may truncate them in Z.
 LATENT_MODES = ("grid", "classes", "truncation-sweep", "class-interp", "attention")
 # Modes with a fixed layout: no --nrow, no --individual.
-LAYOUT_MODES = ("mix", "classes", "truncation-sweep", "class-interp", "attention")
+LAYOUT_MODES = ("mix", "classes", "truncation-sweep", "class-interp", "attention", "arithmetic")
 NOISE_MODES = ("const", "random", "none")
 # Flags that belong to some modes: argparse dest -> (flag, modes).
 MODE_FLAGS = {
-    "n": ("--n", LATENT_MODES),
-    "seed": ("--seed", LATENT_MODES),
+    "n": ("--n", LATENT_MODES + IMAGE_MODES),
+    "seed": ("--seed", LATENT_MODES + IMAGE_MODES + ("arithmetic",)),
+    "groups": ("--groups", ("arithmetic",)),
+    "expr": ("--expr", ("arithmetic",)),
+    "image": ("--image", IMAGE_MODES),
+    "keep": ("--keep", ("complete",)),
+    "resize": ("--resize", IMAGE_MODES),
+    "from_data": ("--from-data", IMAGE_MODES),
+    "n_images": ("--n-images", IMAGE_MODES),
     "truncation": ("--truncation", tuple(m for m in LATENT_MODES if m != "truncation-sweep")),
     "steps": ("--steps", ("interp", "class-interp")),
-    "space": ("--space", ("interp",)),
+    "space": ("--space", ("interp", "arithmetic")),
     "gif": ("--gif", ("interp",)),
     "pingpong": ("--pingpong", ("interp",)),
     "frame_ms": ("--frame-ms", ("interp",)),
@@ -103,7 +114,10 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default="grid",
                         help="grid: seeded images (default); interp: interpolation strip + GIF; mix: style mixing; "
                         "classes: one row per class; truncation-sweep: latents x thresholds; class-interp: class "
-                        "interpolation at fixed z; attention: self-attention maps of query pixels")
+                        "interpolation at fixed z; attention: self-attention maps of query pixels; complete: a code "
+                        "prior completes --image files from a kept region (--keep); condition: a code-conditioned "
+                        "prior samples from the condition of --image files (super-resolution, map-to-image); "
+                        "arithmetic: vector arithmetic on group means, DCGAN Fig. 7 (--groups, --expr)")
     parser.add_argument("--out", default=None,
                         help="output PNG (interp: <out>.png strip and <out>.gif), or an existing folder to write the "
                         "default file name into; default <run>/generated/<name>.png")
@@ -153,6 +167,29 @@ def add_generate_args(parser: argparse.ArgumentParser) -> None:
                        "code) is estimated first, and above 100,000 passes refused unless --force")
     prior.add_argument("--force", action="store_true",
                        help="sample a --grid above the work bound anyway (a progress bar shows how far it got)")
+
+    given = parser.add_argument_group(
+        "code priors given an image (--mode complete: any prior; --mode condition: a code-conditioned prior)")
+    given.add_argument("--image", action="append", default=None, metavar="FILE",
+                       help="an input image at the model's size and channels (condition: or at the condition's); "
+                       "repeat for several, one grid row each")
+    given.add_argument("--from-data", dest="from_data", default=None, metavar="SPLIT",
+                       help="take the inputs from the run's own dataset split instead of --image (e.g. train, test)")
+    given.add_argument("--n-images", dest="n_images", type=int, default=None, metavar="K",
+                       help="--from-data: the first K images of the split (default 4)")
+    given.add_argument("--keep", default=None, metavar="REGION",
+                       help="complete: the region whose codes are kept: top, bottom, left, right (halves), top:F "
+                       "(fraction F of the rows; also bottom:F, left:F, right:F) or a mask image (white = keep; a "
+                       "code cell is kept when most of its pixels are white). Default top")
+    given.add_argument("--resize", action="store_true",
+                       help="resize --image files of another size to the model's (bicubic, aspect not kept)")
+
+    arith = parser.add_argument_group("latent arithmetic (--mode arithmetic, DCGAN Sec. 6.3)")
+    arith.add_argument("--groups", default=None, metavar="G1;G2;...",
+                       help="groups A, B, C, ... separated by ';': seeds (1,2,3) or a latent file of `ganzoo project`; "
+                       "each group is averaged")
+    arith.add_argument("--expr", default=None, help="expression on the group means, e.g. A-B+C or 0.5*A+0.5*B; --seed "
+                       "seeds the +-0.25 noise of the 8 neighbours, --space z|w picks the space")
 
     style = parser.add_argument_group("style-based generators (stylegan, stylegan2)")
     style.add_argument("--psi", type=float, default=None, help="truncation psi in W: 1 = none, 0.7 typical, 0 = mean")

@@ -144,8 +144,10 @@ def usage_histogram(indices: torch.Tensor, n_embed: int, path: str | Path, *, ti
 
 
 # -- inputs ------------------------------------------------------------------------------------------
-def dataset_images(data_cfg: Mapping[str, Any], n: int, *, seed: int, resolution: int, channels: int) -> torch.Tensor:
-    """``n`` images of a dataset chosen by a seeded permutation (the same images for the same seed)."""
+def dataset_items(data_cfg: Mapping[str, Any], n: int, *, seed: int, resolution: int,
+                  channels: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """``(indices, images [n, C, R, R], labels [n])`` of ``n`` dataset images chosen by a seeded permutation
+    (the same images for the same seed; labels -1 for unlabelled data)."""
     from ..data import build_dataset
 
     cfg = dict(data_cfg)
@@ -153,7 +155,14 @@ def dataset_images(data_cfg: Mapping[str, Any], n: int, *, seed: int, resolution
     dataset = build_dataset(cfg, resolution=resolution, channels=channels)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset), generator=g)[: min(n, len(dataset))].tolist()
-    return torch.stack([dataset[i][0] for i in idx])
+    items = [dataset[i] for i in idx]
+    labels = torch.as_tensor([int(label) for _, label in items], dtype=torch.long)
+    return idx, torch.stack([img for img, _ in items]), labels
+
+
+def dataset_images(data_cfg: Mapping[str, Any], n: int, *, seed: int, resolution: int, channels: int) -> torch.Tensor:
+    """``n`` images of a dataset chosen by a seeded permutation (the same images for the same seed)."""
+    return dataset_items(data_cfg, n, seed=seed, resolution=resolution, channels=channels)[1]
 
 
 def folder_images(folder: str | Path, n: int, *, resolution: int, channels: int, fit: str = "crop") -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Inversion and editing: project real images into a run's latent space, latent arithmetic, discovered directions."""
