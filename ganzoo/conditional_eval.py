@@ -3,7 +3,7 @@
 - ``complete:KEEP`` (any code prior): the first ``num_fake`` images of the split are encoded, the codes of the
   ``KEEP`` region (``top``, ``bottom:0.25``, a mask image, as ``generate --keep``) are kept and the rest sampled
   once per image (:mod:`ganzoo.sampling.completion`). ``complete:top`` keeps the top half and completes the bottom
-  half, the paper's completion (VQ-GAN, Esser et al. 2021, Fig. 4).
+  half, the paper's completion (VQ-GAN, Esser et al. 2021, Sec. 3.2).
 - ``condition`` (a code-conditioned prior, e.g. super-resolution): the condition of each of those images is derived
   from it (the ground truth) and one image sampled from it.
 
@@ -107,6 +107,8 @@ def evaluate_task(evaluator: Any, bundle: Bundle, modules: Mapping[str, nn.Modul
                   ) -> MetricsResult:
     """Score ``spec`` (``complete:KEEP`` or ``condition``) with ``evaluator`` (an :class:`~ganzoo.evaluation.
     Evaluator` on the split); ``provenance``: the checkpoint fields of every record."""
+    from .evaluation import merge_prefixed
+
     proto = evaluator.protocol
     metrics = tuple({"precision_recall": "pr"}.get(m, m) for m in proto.metrics)
     n = min(proto.num_fake, len(evaluator.dataset))
@@ -131,11 +133,7 @@ def evaluate_task(evaluator: Any, bundle: Bundle, modules: Mapping[str, nn.Modul
                 "resolution": evaluator.resolution, "channels": evaluator.channels,
                 "data_fingerprint": evaluator._fingerprint},
             cache_dir=proto.cache_dir, seed=proto.seed, provenance=prov)
-        result.values.update({f"{spec}/{k}": v for k, v in inner.values.items()})
-        result.skipped.update({f"{spec}/{k}": v for k, v in inner.skipped.items()})
-        for rec in inner.records:
-            rec.metric = f"{spec}/{rec.metric}"
-            result.records.append(rec)
+        merge_prefixed(result, inner, f"{spec}/")
     else:
         for _ in outputs():
             pass

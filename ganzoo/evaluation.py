@@ -54,6 +54,15 @@ KIND_NAMES = {"gan": "a GAN", "prior": "a code prior (VQ stage 2)", "autoencoder
 _METRIC_ALIASES = {"precision_recall": "pr", "inception_score": "is"}
 
 
+def merge_prefixed(result: Any, inner: Any, prefix: str) -> None:
+    """Add ``inner``'s values, skips and records to ``result`` as ``prefix + name`` (``rfid``, ``complete:top/fid``)."""
+    result.values.update({f"{prefix}{k}": v for k, v in inner.values.items()})
+    result.skipped.update({f"{prefix}{k}": v for k, v in inner.skipped.items()})
+    for rec in inner.records:
+        rec.metric = f"{prefix}{rec.metric}"
+        result.records.append(rec)
+
+
 def check_metrics_for(bundle: Bundle, metrics: tuple[str, ...] | list[str], *, where: str = "--metrics") -> None:
     """A :class:`ConfigError` naming the metrics this run can have when ``metrics`` holds one its kind cannot
     (PSNR of a GAN, IS of a tokenizer, ...): they would be computed from nothing and silently left out."""
@@ -331,11 +340,7 @@ class Evaluator:
                 provenance=provenance,
             )
             # The same numbers as for a GAN, with reconstructions in place of samples: prefix "r".
-            result.values.update({f"r{k}": v for k, v in inner.values.items()})
-            result.skipped.update({f"r{k}": v for k, v in inner.skipped.items()})
-            for rec in inner.records:
-                rec.metric = f"r{rec.metric}"
-                result.records.append(rec)
+            merge_prefixed(result, inner, "r")
         else:
             for _ in reconstructions():
                 pass

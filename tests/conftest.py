@@ -43,3 +43,15 @@ def train_run(tmp_path: Path):
         return trainer, trainer.fit()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def stage1(tmp_path_factory) -> Path:
+    """A vqgan_tiny tokenizer after 3 steps, shared by the code-prior tests (its codes matter, not its quality).
+    Read-only: a test that changes a tokenizer copies it first."""
+    from ganzoo.training.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("stage1") / "vq"
+    Trainer(compose(["model=vqgan_tiny", "trainer=smoke", "trainer.device=cpu", "trainer.grid=4",
+                     "trainer.batch_size=8", "trainer.steps=3"]), run).fit()
+    return run

@@ -80,10 +80,10 @@ def test_eval_generate_reconstruct_errors_name_the_flags_typed(train_run, tmp_pa
     assert main(["eval", run, "--device", "nope", "--no-download"]) == 2
     err = capsys.readouterr().err
     assert "--device 'nope'" in err and "trainer.device" not in err
-    assert main(["eval", run, "--split", "test", "--num-fake", "8", "--num-real", "8", "--no-download",
+    assert main(["eval", run, "--split", "val", "--num-fake", "8", "--num-real", "8", "--no-download",
                  "--metrics", "fid", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "--split train" in err and "data.split" not in err
+    assert "has no split 'val'" in err and "--split" in err and "data.split" not in err
 
 
 def test_the_divergence_message_names_the_losses_and_the_keys_for_people():

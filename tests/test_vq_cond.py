@@ -27,14 +27,6 @@ BASE = ["trainer=smoke", "trainer.device=cpu", "trainer.grid=4", "trainer.batch_
 
 
 @pytest.fixture(scope="module")
-def stage1(tmp_path_factory) -> Path:
-    """A vqgan_tiny tokenizer after a few steps (its codes are what matters, not its quality)."""
-    run = tmp_path_factory.mktemp("stage1") / "vq"
-    Trainer(compose(["model=vqgan_tiny", *BASE, "trainer.steps=3"]), run).fit()
-    return run
-
-
-@pytest.fixture(scope="module")
 def cond_run(stage1, tmp_path_factory) -> Path:
     """A second tokenizer for the condition: the first one's snapshot with one weight changed (other codes)."""
     run = tmp_path_factory.mktemp("cond") / "vq"

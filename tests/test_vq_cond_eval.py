@@ -8,23 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 import ganzoo.evaluation as evaluation
 from ganzoo.cli import main
 from ganzoo.metrics.features import FeatureExtractor
 
+from .test_evaluation import _TinyFeatures
 from .test_vq_completion import runs
-
-
-class _TinyFeatures(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.proj = nn.Linear(3 * 8 * 8, 12)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(torch.nn.functional.adaptive_avg_pool2d(x, 8).flatten(1))
 
 
 @pytest.fixture

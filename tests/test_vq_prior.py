@@ -22,14 +22,6 @@ from .conftest import compose
 BASE = ["trainer=smoke", "trainer.device=cpu", "trainer.grid=4", "trainer.batch_size=8"]
 
 
-@pytest.fixture(scope="module")
-def stage1(tmp_path_factory) -> Path:
-    """A vqgan_tiny tokenizer after a few steps (its codes are what matters, not its quality)."""
-    run = tmp_path_factory.mktemp("stage1") / "vq"
-    Trainer(compose(["model=vqgan_tiny", *BASE, "trainer.steps=3"]), run).fit()
-    return run
-
-
 def _prior(stage1: Path, run: Path, *extra: str) -> Trainer:
     return Trainer(compose(["model=vqgan_prior_tiny", f"model.stage1={stage1}", *BASE, *extra]), run)
 

@@ -337,7 +337,9 @@ def _prior_tokenizer(name: str) -> str | None:
     from ..registry import get_entry
 
     entry = get_entry(name)
-    tok = entry.presets.get("tokenizer") if entry.builder is vq_prior else None
+    if entry.builder is not vq_prior or entry.presets.get("cond_stage") or entry.presets.get("cond_tokenizer"):
+        return None  # a code-conditioned prior is no general suggestion: it needs a condition to sample
+    tok = entry.presets.get("tokenizer")
     return tok if isinstance(tok, str) else None
 
 

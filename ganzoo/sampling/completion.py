@@ -1,4 +1,4 @@
-"""Image completion with a code prior (VQ-GAN, Esser et al. 2021, Fig. 4, "image completion"; taming's
+"""Image completion with a code prior (VQ-GAN, Esser et al. 2021, Sec. 3.2, conditioned synthesis; taming's
 ``scripts/sample_conditional.py`` with "Image Completion"): encode an image with the prior's tokenizer, keep the
 codes of a region, sample the others with the prior, decode.
 
