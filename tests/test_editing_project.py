@@ -148,6 +148,20 @@ def test_seeded_projection_is_repeatable_bit_for_bit():
     assert not torch.equal(a.latent, c.latent)
 
 
+def test_each_image_starts_at_the_mean_w_of_its_own_class():
+    """Mixed labels on a conditional style G: image 1 of classes [0, 1] starts where it does among [1, 1] (same
+    noise images), not at class 0's mean w."""
+    torch.manual_seed(0)
+    G = build_model("stylegan2_tiny", c_dim=3).modules["G"].eval()
+    target = torch.rand(2, G.img_channels, G.img_resolution, G.img_resolution) * 2 - 1
+    cfg = ProjectConfig(steps=1, avg_samples=100)
+    mixed = project(G, target, ssim_l1_distance, space="w", c=torch.tensor([0, 1]), cfg=cfg).start_images
+    same = project(G, target, ssim_l1_distance, space="w", c=torch.tensor([1, 1]), cfg=cfg).start_images
+    zero = project(G, target, ssim_l1_distance, space="w", c=torch.tensor([0, 0]), cfg=cfg).start_images
+    assert torch.equal(mixed[1], same[1]) and torch.equal(mixed[0], zero[0])
+    assert not torch.equal(mixed[1], zero[1])
+
+
 @pytest.mark.parametrize("name", ["dcgan_tiny", "biggan_tiny"])
 def test_z_projection_lowers_the_distance(name):
     G, info = _generator(name)

@@ -87,7 +87,7 @@ def learning_rate(step: int, cfg: ProjectConfig) -> float:
     return cfg.lr * ramp * min(1.0, t / cfg.lr_rampup)
 
 
-def latent_noise_scale(step: int, cfg: ProjectConfig, std: float) -> float:
+def latent_noise_scale(step: int, cfg: ProjectConfig, std: float | Tensor) -> float | Tensor:
     """Std of the noise added to the latent at ``step``: ``std * latent_noise * max(0, 1 - t / ramp)^2``."""
     t = step / cfg.steps
     return std * cfg.latent_noise * max(0.0, 1.0 - t / cfg.latent_noise_ramp) ** 2
@@ -187,11 +187,18 @@ def project(
     style = is_style_generator(G)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    mean, std = latent_stats(G, space, c, cfg)
+    # The mean latent and its spread per image: of each image's own class when the mapping takes classes.
+    per_class = c is not None and space != "z"
+    stats = {k: latent_stats(G, space, c[i : i + 1], cfg) for i, k in enumerate(c.tolist())} if per_class else {}
+    mean_std = [stats[k] for k in c.tolist()] if per_class else [latent_stats(G, space, c, cfg)] * n
+    means = torch.stack([m for m, _ in mean_std])  # [N, D]
+    # One spread (a float, as projector.py), or one per image [N, 1(, 1)] when the classes differ.
+    std: float | Tensor = mean_std[0][1] if len({sd for _, sd in mean_std}) == 1 else \
+        torch.tensor([sd for _, sd in mean_std]).view(n, *[1] * (2 if space == "w+" else 1))
     if space == "w+":
-        start = mean.reshape(1, 1, -1).repeat(n, G.num_ws, 1)  # [N, num_ws, w_dim]
+        start = means.unsqueeze(1).repeat(1, G.num_ws, 1)  # [N, num_ws, w_dim]
     else:
-        start = mean.reshape(1, -1).repeat(n, 1)  # [N, z_dim | w_dim]
+        start = means.clone()  # [N, z_dim | w_dim]
     latent = start.clone().to(device).requires_grad_(True)
     params = [latent]
     embedding = None
@@ -238,7 +245,7 @@ def project(
             lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            scale = latent_noise_scale(step, cfg, std)
+            scale = latent_noise_scale(step, cfg, std)  # a float, or [N, 1(, 1)]: each image's own spread
             jitter = (torch.randn(latent.shape, generator=gen) * scale).to(device)
             images = render(latent + jitter).float()
             dist = distance(images, targets)  # [N]
