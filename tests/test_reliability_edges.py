@@ -204,6 +204,24 @@ def test_a_finished_time_limited_run_resumed_trains_nothing_more(tmp_path):
     assert load_snapshot(run).state["train_time_s"] >= 0.03  # the budget spent, saved with the snapshot
 
 
+@pytest.mark.parametrize("ticks", [7, 8, 9, 10, 11, 12])
+def test_the_step_that_spends_the_budget_is_the_one_checkpointed(tmp_path, monkeypatch, ticks):
+    """The clock advances 1 ms per reading, so the budget runs out at every possible reading within a step as
+    ``ticks`` varies. Whenever it does, the run's last step is saved with the spent time: reading the clock again
+    at the top of the loop once ended the run one step after its last snapshot, and its resume trained on."""
+    clock = iter(range(1_000_000))
+    monkeypatch.setattr(Trainer, "train_time", property(lambda self: self._time_offset + next(clock) * 1e-3))
+    run = tmp_path / "run"
+    limited = [*RUN, "trainer.kimg=100", f"trainer.minutes={ticks * 1e-3 / 60}", "trainer.checkpoint_every_kimg=1"]
+    first = Trainer(compose(limited), run).fit()
+    state = load_snapshot(run).state
+    assert first["time_limit_minutes"] is not None
+    assert (state["step"], state["images_seen"]) == (first["step"], first["images_seen"])
+    assert state["train_time_s"] >= ticks * 1e-3
+    again = Trainer(compose([*limited, f"trainer.resume={run}"]), run).fit()
+    assert (again["step"], again["images_seen"]) == (first["step"], first["images_seen"])
+
+
 def test_logged_time_counts_across_resumes(tmp_path):
     run = tmp_path / "run"
     Trainer(compose([*RUN, "trainer.steps=2"]), run).fit()

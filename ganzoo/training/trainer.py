@@ -364,9 +364,10 @@ class Trainer:
         self.guard.reset_weights(self.modules)
         self._healthy_step = self.step
         stop = StopRequest()
+        done = self._done()  # evaluated once per step: the step that ends the run is the one checkpointed
         try:
             with stop:
-                while not self._done():
+                while not done:
                     state = schedule.state(self.images_seen) if schedule else {}
                     new_bs = int(state.get("batch_size", self.batch_size))
                     if new_bs != bs:
@@ -430,7 +431,7 @@ class Trainer:
             logger.close()
             self._time_offset, self._wall_offset = self.train_time, self.wall_time  # a later fit() goes on from here
             self._t_start, self._eval_s = time.time(), 0.0
-        self.stopped = stop.reason if stop.requested and not self._done() else None
+        self.stopped = stop.reason if stop.requested and not done else None
         time_limit = float(minutes) if self.time_bound and not self.stopped else None  # minutes that ended the run
         return {"step": self.step, "images_seen": self.images_seen, "checkpoint": str(last_ckpt) if last_ckpt else None,
                 "run_dir": str(self.run_dir), "stopped": self.stopped, "total_images": self.total_images,
