@@ -10,8 +10,11 @@ log directory (``checkpoints/last.ckpt`` + ``configs/<time>-project.yaml``):
   ``cin_transformer``: class-conditional (``Labelator``, 10 classes, ``cond_stage_key: class_label``), a
   2-layer minGPT of width 32 over the 8x8 codes of its own tiny VQModel (``DummyLoss``, as the published
   transformers' first stages);
+* ``depth_transformer/``: a ``Net2NetTransformer`` shaped as ``drin_transformer``: conditioned on a one-channel
+  "depth" map through its own ``VQModel`` cond stage (24 codes; ``cond_stage_key: depth``), the 64 depth codes
+  before the 64 image codes in one shared vocabulary of 32;
 * ``outputs.safetensors``: fixed inputs and the official outputs (reconstructions, code indices, decoder output
-  from codes, D logits, quantizer loss, transformer logits for fixed code sequences and classes).
+  from codes, D logits, quantizer loss, transformer logits for fixed code sequences and classes or depth maps).
 
 Both checkpoints are written by PyTorch Lightning's own ``Trainer.save_checkpoint`` (pytorch-lightning 1.9.5:
 taming pins 1.0.8, which does not import on torch 2) after ``trainer.strategy.connect(model)``, without a
@@ -97,11 +100,11 @@ def _gap(vq, x: torch.Tensor) -> float:
         return float((d[:, 1] - d[:, 0]).min())
 
 
-def _clear_input(vq, n: int) -> torch.Tensor:
+def _clear_input(vq, n: int, channels: int = 3) -> torch.Tensor:
     """Images in [-1, 1] whose codes have no near tie (so that the exact-index test tests conversion, not luck)."""
     best, best_gap = None, -1.0
     for _ in range(50):
-        x = torch.rand(n, 3, 16, 16) * 2 - 1
+        x = torch.rand(n, channels, 16, 16) * 2 - 1
         gap = _gap(vq, x)
         if gap > best_gap:
             best, best_gap = x, gap
@@ -129,9 +132,9 @@ def _save(model, cfg: dict, run: Path, stamp: str) -> None:
     OmegaConf.save(OmegaConf.create(cfg), run / "configs" / f"{stamp}-project.yaml")
 
 
-def _ddconfig(ch_mult: list[int], attn: list[int]) -> dict:
-    return dict(double_z=False, z_channels=16, resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=ch_mult,
-                num_res_blocks=1, attn_resolutions=attn, dropout=0.0)
+def _ddconfig(ch_mult: list[int], attn: list[int], channels: int = 3) -> dict:
+    return dict(double_z=False, z_channels=16, resolution=16, in_channels=channels, out_ch=channels, ch=32,
+                ch_mult=ch_mult, num_res_blocks=1, attn_resolutions=attn, dropout=0.0)
 
 
 def main() -> None:
@@ -198,6 +201,40 @@ def main() -> None:
     out.update({"tr.x": xt, "tr.c": ct, "tr.indices": target, "tr.logits_img": logits_img, "tr.seq": seq,
                 "tr.logits_seq": logits_seq})
     _save(tr, tr_cfg, OUT / "cin_transformer", "2026-12-03T12-30-00")
+
+    # -- stage 2 on a learned condition: depth-to-image Net2NetTransformer (drin_transformer shrunk) ---------------
+    torch.manual_seed(SEED + 2)
+    first = {"target": "taming.models.vqgan.VQModel", "params": {
+        "embed_dim": 8, "n_embed": 32, "ddconfig": _ddconfig([1, 1], []),
+        "lossconfig": {"target": "taming.modules.losses.DummyLoss"}}}
+    # One channel, fewer codes than the image's. sane_index_shape: at this commit VectorQuantizer2 returns flat
+    # indices [N*h*w], which encode_to_c cannot batch (IndexError in torch.cat); [N, h, w] indices it flattens.
+    cond = {"target": "taming.models.vqgan.VQModel", "params": {
+        "embed_dim": 8, "n_embed": 24, "ddconfig": _ddconfig([1, 1], [], channels=1), "sane_index_shape": True,
+        "lossconfig": {"target": "taming.modules.losses.DummyLoss"}}}
+    dr_cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
+                        "params": {
+        "first_stage_key": "image", "cond_stage_key": "depth",
+        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
+            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "first_stage_config": first, "cond_stage_config": cond}}}
+    dr = instantiate_from_config(dr_cfg["model"])
+    with torch.no_grad():
+        dr.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        dr.cond_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        dr.transformer.pos_emb.normal_(0.0, 0.02)
+    _round(dr)
+    dr.eval()
+    xd = _clear_input(dr.first_stage_model, 2)
+    cd = _clear_input(dr.cond_stage_model, 2, channels=1)
+    with torch.no_grad():
+        logits_img, target = dr(xd, cd)  # the image's codes after the 64 depth codes
+        _, c_ind = dr.encode_to_c(cd)
+        seq = torch.randint(0, 32, (2, 64))
+        logits_seq, _ = dr.transformer(torch.cat([c_ind, seq[:, :-1]], dim=1))
+    out.update({"dr.x": xd, "dr.c": cd, "dr.indices": target, "dr.c_indices": c_ind, "dr.logits_img": logits_img,
+                "dr.seq": seq, "dr.logits_seq": logits_seq})
+    _save(dr, dr_cfg, OUT / "depth_transformer", "2026-12-03T13-00-00")
 
     save_file({k: v.contiguous() for k, v in out.items()}, str(OUT / "outputs.safetensors"))
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())

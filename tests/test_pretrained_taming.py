@@ -1,7 +1,8 @@
 """taming-transformers Lightning checkpoints -> ganzoo runs reproduce the official outputs.
 
 The fixtures (scripts/make_pretrained_fixtures_taming.py) are real ``Trainer.save_checkpoint`` files of a tiny
-``VQModel`` (with its PatchGAN and LPIPS loss) and a tiny class-conditional ``Net2NetTransformer``, laid out as
+``VQModel`` (with its PatchGAN and LPIPS loss), a tiny class-conditional ``Net2NetTransformer`` and a tiny
+depth-conditioned one (D-RIN's layout: a one-channel ``VQModel`` cond stage), laid out as
 taming's log folders (``checkpoints/last.ckpt`` + ``configs/<time>-project.yaml``), with the outputs of the
 official code on fixed inputs.
 """
@@ -19,8 +20,9 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from ganzoo.cli import main
 from ganzoo.errors import CheckpointError
-from ganzoo.models.vq_prior import prefix_tokens
+from ganzoo.models.vq_prior import build_prefix, prefix_tokens
 from ganzoo.pretrained import base, taming
 from ganzoo.pretrained.run_folder import write_run
 from ganzoo.pretrained.safe_pickle import UnsafeFileError, load_torch
@@ -38,7 +40,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     """The fixture runs, with their checkpoints decompressed (kept as .xz in the repository)."""
     root = tmp_path_factory.mktemp("taming")
     out = {}
-    for run in ("vqgan", "cin_transformer"):
+    for run in ("vqgan", "cin_transformer", "depth_transformer"):
         shutil.copytree(FIXTURES / run / "configs", root / run / "configs")
         (root / run / "checkpoints").mkdir(parents=True)
         ckpt = root / run / "checkpoints" / "last.ckpt"
@@ -149,6 +151,86 @@ def test_transformer_run_reproduces_taming(files, ref, tmp_path):
         torch.testing.assert_close(gpt(torch.cat([prefix, codes[:, :-1]], 1)), ref["tr.logits_img"], **TOL)
         seq = ref["tr.seq"]
         torch.testing.assert_close(gpt(torch.cat([prefix, seq[:, :-1]], 1)), ref["tr.logits_seq"], **TOL)
+
+
+def _imported(run):
+    snap = load_snapshot(run)
+    bundle = build_bundle(OmegaConf.to_container(OmegaConf.create(snap.metadata["model_config"]), resolve=True))
+    for name, sd in snap.weights.items():
+        load_module_weights(bundle.modules[name], sd, what=name)
+    return bundle
+
+
+def test_depth_conditioned_transformer_reproduces_taming(files, ref, tmp_path):
+    """D-RIN's layout: the condition's own VQModel becomes a pinned cond-stage run, its 64 codes precede the image's
+    in the shared vocabulary, and the logits equal Net2NetTransformer.forward's on the same depth map and image."""
+    spec, conv = base.convert_file(files["depth_transformer"])
+    assert conv.model == "vqgan_prior" and conv.cond_stage.model == "vqgan" and conv.stage1.model == "vqgan"
+    assert (conv.cond_stage.model_config["img_channels"], conv.cond_stage.model_config["G"]["n_embed"]) == (1, 24)
+    assert conv.model_config["c_dim"] == 0 and conv.model_config["prior"]["block_size"] == 128
+    run = write_run(conv, tmp_path / "run", spec=spec, source=files["depth_transformer"], sha256="0" * 64)
+    cfg = OmegaConf.load(run / "config.yaml").model
+    assert cfg.cond_stage.startswith(str((run / "cond_stage").resolve())) and cfg.cond_stage_hash
+    assert OmegaConf.load(run / "cond_stage" / "config.yaml")["import"]["part"] == "condition tokenizer (cond stage)"
+    bundle = _imported(run)
+    gpt, tok = bundle.modules["prior"].eval(), bundle.modules["tokenizer"]
+    with torch.no_grad():
+        codes = tok.encode(ref["dr.x"]).flatten(1)
+        assert torch.equal(codes, ref["dr.indices"])
+        prefix = build_prefix(bundle.modules, 2, cond_img=ref["dr.c"], cond_tokens="shared", n_embed=32)
+        assert torch.equal(prefix, ref["dr.c_indices"])
+        logits = gpt(torch.cat([prefix, codes[:, :-1]], 1))[:, prefix.shape[1] - 1:]
+        torch.testing.assert_close(logits, ref["dr.logits_img"], **TOL)
+        seq = ref["dr.seq"]
+        torch.testing.assert_close(gpt(torch.cat([prefix, seq[:, :-1]], 1)), ref["dr.logits_seq"], **TOL)
+        # Sampling keeps the condition and draws image codes only.
+        out = bundle.sample(bundle.modules, 2, cond_img=ref["dr.c"], generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 3, 16, 16) and torch.isfinite(out).all()
+
+
+def test_imported_depth_prior_samples_from_a_depth_map_file(files, tmp_path, capsys):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    assert main(["import", str(files["depth_transformer"]), "--out", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "--mode condition --image" in printed and "cond_stage_model." in printed
+    depth = tmp_path / "depth.png"
+    Image.fromarray((torch.linspace(0, 255, 16).round().byte().repeat(16, 1)).numpy(), mode="L").save(depth)
+    grid = tmp_path / "grid.png"
+    assert main(["generate", str(run), "--mode", "condition", "--image", str(depth), "--n", "2", "--seed", "0",
+                 "--out", str(grid)]) == 0
+    assert grid.exists()
+    # The cond stage is pinned like the tokenizer: a valid run of other weights in its place is refused.
+    spec, conv = base.convert_file(files["depth_transformer"])
+    other = conv.cond_stage
+    other.weights["G"]["quantize.embedding.weight"] = other.weights["G"]["quantize.embedding.weight"] + 1
+    write_run(other, run / "cond_stage", spec=spec, source=files["depth_transformer"], sha256="0" * 64, force=True)
+    capsys.readouterr()
+    assert main(["generate", str(run), "--mode", "condition", "--image", str(depth), "--n", "2",
+                 "--out", str(tmp_path / "again.png")]) != 0
+    assert "model.cond_stage=" in (err := capsys.readouterr().err) and "but this prior was trained on hash" in err
+
+
+def test_vq_cond_stage_configs_that_cannot_be_imported_are_refused(files, tmp_path):
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    shutil.copy(files["depth_transformer"], ckpt)
+    cfg = OmegaConf.load(next((files["depth_transformer"].parents[1] / "configs").glob("*.yaml")))
+    cfg.model.params.downsample_cond_size = 8
+    OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
+    with pytest.raises(CheckpointError, match="downsample_cond_size=8"):
+        base.convert_file(ckpt, "taming")
+    cfg.model.params.downsample_cond_size = -1
+    cfg.model.params.cond_stage_config = {"target": "taming.modules.util.Labelator", "params": {"n_classes": 10}}
+    OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
+    with pytest.raises(CheckpointError, match="names no VQModel cond stage"):
+        base.convert_file(ckpt, "taming")
+    cfg.model.params.cond_stage_config = {"target": "taming.modules.misc.coord.CoordStage",
+                                          "params": {"n_embed": 32, "down_factor": 2}}
+    OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
+    with pytest.raises(CheckpointError, match="CoordStage"):
+        base.convert_file(ckpt, "taming")
 
 
 def test_transformer_needs_its_config(files, tmp_path):

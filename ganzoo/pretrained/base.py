@@ -32,6 +32,7 @@ class Converted:
     not_found: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stage1: Converted | None = None  # a VQ prior's tokenizer, written as its own run first
+    cond_stage: Converted | None = None  # a code-conditioned prior's condition tokenizer, likewise
     source_info: dict[str, Any] = field(default_factory=dict)
 
 

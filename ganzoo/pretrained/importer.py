@@ -51,7 +51,7 @@ def import_in_memory(source: str, fmt: str | None = None) -> tuple[Converted, di
     """Convert ``source`` without writing a run (``model.init`` of a published file); with its provenance."""
     path, url, digest = _local(source)
     spec, conv = convert_file(path, fmt)
-    if conv.stage1 is not None:
+    if conv.stage1 is not None or conv.cond_stage is not None:
         raise CheckpointError(f"{source!r} is a prior with its own tokenizer: import it first with `ganzoo import`, "
                               "then use the run folder as model.init")
     provenance = {"path": str(path.resolve()), "url": url, "sha256": digest, "format": spec.name,
@@ -86,7 +86,8 @@ def run_import(args: argparse.Namespace) -> tuple[Path, list[str]]:
     arch = " ".join(shlex.quote(o) for o in finetune_overrides(model))
     lines += [
         f"run folder: {run}",
-        f"  ganzoo generate {q} --n 16",
+        f"  ganzoo generate {q} --mode condition --image <condition map>" if model.get("cond_stage")
+        else f"  ganzoo generate {q} --n 16",
         f"  ganzoo eval {q} --data root=<folder of real images>",
         f"  ganzoo train model={model['name']} {arch} model.init={q} data=folder data.root=<your images> augment=ada",
     ]

@@ -29,8 +29,12 @@ from .base import Converted, FormatSpec
 __all__ = ["sha256_of", "write_run", "finetune_overrides", "compose_run_config"]
 
 # Keys of a model config that are training settings, not architecture: left out of the fine-tune command.
-# A prior's tokenizer pin (stage1_hash, stage1_model) is recomputed from model.stage1 by the builder.
-_TRAINING_KEYS = ("optim", "loss", "ema", "batch_size", "init", "sample", "schedule", "stage1_hash", "stage1_model")
+# A prior's tokenizer pins (stage1_hash, stage1_model, and the same of cond_stage) are recomputed by the builder.
+_TRAINING_KEYS = ("optim", "loss", "ema", "batch_size", "init", "sample", "schedule", "stage1_hash", "stage1_model",
+                  "cond_stage_hash", "cond_stage_model")
+
+
+_PARTS = {"stage1": "tokenizer (stage 1)", "cond_stage": "condition tokenizer (cond stage)"}
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -82,7 +86,8 @@ def compose_run_config(conv: Converted) -> tuple[Any, Any]:
 
 def write_run(conv: Converted, out: Path, *, spec: FormatSpec, source: Path, sha256: str, url: str | None = None,
               force: bool = False) -> Path:
-    """Write ``conv`` as a run folder at ``out`` (and a prior's tokenizer at ``out/stage1``); returns ``out``."""
+    """Write ``conv`` as a run folder at ``out`` (and a prior's tokenizers at ``out/stage1``, ``out/cond_stage``);
+    returns ``out``."""
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -97,9 +102,10 @@ def write_run(conv: Converted, out: Path, *, spec: FormatSpec, source: Path, sha
 
 
 def _write(conv: Converted, out: Path, *, spec: FormatSpec, source: Path, sha256: str, url: str | None) -> Path:
-    if conv.stage1 is not None:
-        stage1_dir = _write(conv.stage1, out / "stage1", spec=spec, source=source, sha256=sha256, url=url)
-        conv.model_config["stage1"] = str(stage1_dir.resolve())
+    for part in ("stage1", "cond_stage"):  # a prior's tokenizers: runs of their own, pinned by the prior
+        if getattr(conv, part) is not None:
+            part_dir = _write(getattr(conv, part), out / part, spec=spec, source=source, sha256=sha256, url=url)
+            conv.model_config[part] = str(part_dir.resolve())
     cfg, model_cfg = compose_run_config(conv)
     with torch.random.fork_rng(devices=[]):  # modules the file lacks get a reproducible fresh initialisation
         torch.manual_seed(0)
@@ -136,7 +142,7 @@ def _write(conv: Converted, out: Path, *, spec: FormatSpec, source: Path, sha256
         "size_bytes": source.stat().st_size,
         "format": spec.name,
         "format_description": spec.description,
-        "part": "tokenizer (stage 1)" if out.name == "stage1" else "model",
+        "part": _PARTS.get(out.name, "model"),
         "found": list(conv.found),
         "not_found": not_found,
         "notes": list(conv.notes),

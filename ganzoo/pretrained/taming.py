@@ -10,7 +10,9 @@ Two kinds of file (see docs/pretrained/taming.md):
 * a ``taming.models.cond_transformer.Net2NetTransformer`` (stage 2): ``transformer.*`` (minGPT) becomes the
   prior's GPT (``ganzoo.layers.gpt``, same names) without the constant causal masks ``blocks.N.attn.mask``;
   ``first_stage_model.*`` is converted as above and returned as :attr:`Converted.stage1`; the conditioning
-  (``Labelator``: class ``c`` is token ``c``; ``SOSProvider``: start token 0) maps to ``cond_tokens=shared``.
+  (``Labelator``: class ``c`` is token ``c``; ``SOSProvider``: start token 0) maps to ``cond_tokens=shared``; a
+  ``VQModel`` cond stage (``cond_stage_model.*``, D-RIN's depth tokenizer) is converted like the first stage,
+  returned as :attr:`Converted.cond_stage` and becomes ``model.cond_stage`` (its codes first, shared vocabulary).
 
 The numbers come from the tensor shapes; what shapes do not hold (image size, attention heads, the kind of
 conditioning) comes from the config taming writes beside its checkpoints (``configs/*-project.yaml`` or
@@ -274,10 +276,13 @@ def _target(cfg: Any) -> str:
     return cfg if isinstance(cfg, str) else str((cfg or {}).get("target", ""))
 
 
-def _conditioning(params: dict[str, Any], where: str) -> int:
-    """The number of classes (0: unconditional) of a Net2NetTransformer's cond stage (cond_transformer.py)."""
+def _conditioning(params: dict[str, Any], where: str) -> int | None:
+    """The number of classes (0: unconditional) of a Net2NetTransformer's cond stage (cond_transformer.py), or
+    None for a learned cond stage: a ``VQModel`` (depth, segmentation maps) or the first stage itself."""
     cond = params.get("cond_stage_config")
     target = _target(cond)
+    if target == VQ_TARGET or cond == "__is_first_stage__":
+        return None
     if cond == "__is_unconditional__" or params.get("unconditional"):
         sos = int(params.get("sos_token", 0))
         if sos != 0:
@@ -288,8 +293,38 @@ def _conditioning(params: dict[str, Any], where: str) -> int:
         return int(((cond.get("params") or {})).get("n_classes", 1000))
     key = params.get("cond_stage_key", "?")
     raise CheckpointError(f"the transformer is conditioned on {key!r} through {target or cond!r} ({where}); "
-                          "ganzoo's priors take a class label (Labelator) or nothing (SOSProvider): depth, "
-                          "segmentation, coordinate and scene-layout conditioning are not supported")
+                          "ganzoo imports a class label (Labelator), nothing (SOSProvider) or a VQModel cond stage "
+                          "(depth maps, D-RIN): segmentation (VQSegmentationModel on one-hot label maps), coordinate "
+                          "and scene-layout conditioning are not supported")
+
+
+def _cond_stage(sd: dict[str, torch.Tensor], params: dict[str, Any], where: str) -> Converted:
+    """``cond_stage_model.*`` (a VQModel, e.g. D-RIN's depth tokenizer) -> a ``vqgan`` Converted of its own run.
+    Its condition image is read like an image (a depth map in [-1, 1], as taming's RIN data normalises it)."""
+    if int(params.get("downsample_cond_size", -1)) > -1:
+        raise CheckpointError(f"the transformer resizes its condition to downsample_cond_size="
+                              f"{params['downsample_cond_size']} before the cond stage ({where}); ganzoo feeds the "
+                              "condition at the cond tokenizer's own size")
+    c_sd = {k[len("cond_stage_model."):]: v for k, v in sd.items() if k.startswith("cond_stage_model.")}
+    if not c_sd:
+        raise CheckpointError(f"the config {where} names a VQModel cond stage, but the file holds no "
+                              "cond_stage_model.* weights")
+    cond = params.get("cond_stage_config")
+    c_params = dict(cond.get("params") or {}) if isinstance(cond, dict) else dict(
+        (params.get("first_stage_config") or {}).get("params") or {})  # __is_first_stage__: the same network
+    conv = convert_vq(c_sd, c_params, where=where, prefix_note="cond_stage_model.")
+    conv.weights = {"G": conv.weights["G"]}  # a cond stage carries no discriminator
+    return conv
+
+
+def _cond_stage_weights(conv: Converted) -> dict[str, torch.Tensor]:
+    """The prior's ``cond_stage`` module (a TokenizerStage): the frozen tokenizer and empty grid conditions."""
+    from ..models.vq_cond import GRID_CONDITIONS
+
+    g = conv.model_config
+    r, ch = int(g["resolution"]), int(g["img_channels"])
+    return {**{f"tokenizer.ae.{k}": v for k, v in conv.weights["G"].items()},
+            "grid_cond": torch.zeros(GRID_CONDITIONS, ch, r, r), "grid_filled": torch.zeros((), dtype=torch.long)}
 
 
 def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None, where: str) -> Converted:
@@ -304,10 +339,11 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
             k.startswith("permuter.") for k in sd):
         raise CheckpointError("the transformer reads the codes in a permuted order (permuter_config); ganzoo's prior "
                               "reads them in raster order (taming's Identity permuter)")
-    if any(k.startswith("cond_stage_model.") for k in sd):
-        raise CheckpointError("the transformer has a learned conditioning stage (cond_stage_model.*): ganzoo's priors "
-                              "take a class label or nothing")
     c_dim = _conditioning(params, where)
+    if c_dim is not None and any(k.startswith("cond_stage_model.") for k in sd):
+        raise CheckpointError(f"the file holds cond_stage_model.* weights, but the config {where} names no VQModel "
+                              "cond stage: keep the checkpoint's own config beside it")
+    cond_conv = _cond_stage(sd, params, where) if c_dim is None else None
     tcfg = dict((params.get("transformer_config") or {}).get("params") or {})
     t_sd = {k[len("transformer."):]: v for k, v in sd.items() if k.startswith("transformer.")}
     vocab, n_embd = t_sd["tok_emb.weight"].shape
@@ -332,13 +368,18 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
         raise CheckpointError(f"the first stage is {_target(fs_cfg)}; ganzoo imports taming's VQModel tokenizers")
     stage1 = convert_vq(fs_sd, dict(fs_cfg.get("params") or {}), where=where, prefix_note="first_stage_model.")
     n_embed = int(stage1.model_config["G"]["n_embed"])
-    if c_dim > n_embed or vocab < n_embed:
-        raise CheckpointError(f"vocabulary {vocab} / {c_dim} classes do not fit the tokenizer's {n_embed} codes")
+    cond_vocab = int(cond_conv.model_config["G"]["n_embed"]) if cond_conv is not None else (c_dim or 0)
+    if cond_vocab > vocab or vocab < n_embed:
+        raise CheckpointError(f"vocabulary {vocab} does not hold the tokenizer's {n_embed} codes and the "
+                              f"{cond_vocab} condition tokens")
+    c_dim = c_dim or 0
     prior = dict(vocab_size=int(vocab), block_size=int(block), n_layer=n_layer, n_head=int(tcfg["n_head"]),
                  n_embd=int(n_embd), embd_pdrop=float(tcfg.get("embd_pdrop", 0.0)),
                  resid_pdrop=float(tcfg.get("resid_pdrop", 0.0)), attn_pdrop=float(tcfg.get("attn_pdrop", 0.0)))
     is_cin = (c_dim, prior["vocab_size"], prior["block_size"], n_layer, prior["n_head"], prior["n_embd"]) == \
         (1000, 16384, 256, 48, 24, 1536)
+    is_drin = cond_conv is not None and (prior["vocab_size"], prior["block_size"], n_layer, prior["n_head"],
+                                         prior["n_embd"]) == (1024, 512, 24, 16, 1024)
     model_cfg: dict[str, Any] = dict(tokenizer=stage1.model, c_dim=c_dim, cond_tokens="shared", prior=prior,
                                      pkeep=float(params.get("pkeep", 1.0)))
     if cfg.get("base_learning_rate") is not None:
@@ -347,15 +388,24 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
              f"{prior['n_head']} heads, vocabulary {vocab}, {block} positions)",
              f"transformer.blocks.*.attn.mask: {len(masks)} constant causal masks, dropped (ganzoo's GPT is causal "
              "by construction)", *stage1.found]
-    cond = "unconditional (SOSProvider, start token 0)" if c_dim == 0 else \
-        f"class-conditional (Labelator, {c_dim} classes; class c is token c, cond_stage_key " \
-        f"{params.get('cond_stage_key', 'class_label')!r})"
+    weights = {"prior": prior_sd, "tokenizer": {f"ae.{k}": v for k, v in stage1.weights["G"].items()}}
+    if cond_conv is not None:
+        g = cond_conv.model_config
+        cond = (f"a VQModel cond stage on {params.get('cond_stage_key', '?')!r} ({g['img_channels']} channel(s), "
+                f"{g['resolution']}x{g['resolution']}, {g['G']['n_embed']} codes): its codes come first, token t is "
+                "code t of the shared vocabulary; ganzoo generate --mode condition --image <condition map>")
+        found += cond_conv.found
+        weights["cond_stage"] = _cond_stage_weights(cond_conv)
+    elif c_dim == 0:
+        cond = "unconditional (SOSProvider, start token 0)"
+    else:
+        cond = (f"class-conditional (Labelator, {c_dim} classes; class c is token c, cond_stage_key "
+                f"{params.get('cond_stage_key', 'class_label')!r})")
     notes = [f"conditioning: {cond} -> cond_tokens=shared"]
-    tok_sd = {f"ae.{k}": v for k, v in stage1.weights["G"].items()}
     stage1.weights = {"G": stage1.weights["G"]}  # a transformer's first stage carries no discriminator
-    return Converted(model="vqgan_prior_imagenet_cin" if is_cin else "vqgan_prior", model_config=model_cfg,
-                     weights={"prior": prior_sd, "tokenizer": tok_sd}, found=found, not_found=[], notes=notes,
-                     stage1=stage1, source_info={"config": where})
+    model = "vqgan_prior_imagenet_cin" if is_cin else "vqgan_prior_drin" if is_drin else "vqgan_prior"
+    return Converted(model=model, model_config=model_cfg, weights=weights, found=found, not_found=[], notes=notes,
+                     stage1=stage1, cond_stage=cond_conv, source_info={"config": where})
 
 
 @register_format("taming", description="CompVis/taming-transformers Lightning .ckpt (VQModel, Net2NetTransformer)",
