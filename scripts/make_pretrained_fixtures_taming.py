@@ -13,6 +13,8 @@ log directory (``checkpoints/last.ckpt`` + ``configs/<time>-project.yaml``):
 * ``depth_transformer/``: a ``Net2NetTransformer`` shaped as ``drin_transformer``: conditioned on a one-channel
   "depth" map through its own ``VQModel`` cond stage (24 codes; ``cond_stage_key: depth``), the 64 depth codes
   before the 64 image codes in one shared vocabulary of 32;
+* ``coord_transformer/``: a ``Net2NetTransformer`` shaped as ``faceshq_transformer``: conditioned on the crop's
+  coordinate map through taming's parameter-free ``CoordStage`` (n_embed 32, down_factor 2: 64 tokens);
 * ``outputs.safetensors``: fixed inputs and the official outputs (reconstructions, code indices, decoder output
   from codes, D logits, quantizer loss, transformer logits for fixed code sequences and classes or depth maps).
 
@@ -235,6 +237,34 @@ def main() -> None:
     out.update({"dr.x": xd, "dr.c": cd, "dr.indices": target, "dr.c_indices": c_ind, "dr.logits_img": logits_img,
                 "dr.seq": seq, "dr.logits_seq": logits_seq})
     _save(dr, dr_cfg, OUT / "depth_transformer", "2026-12-03T13-00-00")
+
+    # -- stage 2 on coordinates: CoordStage Net2NetTransformer (faceshq_transformer shrunk) -------------------------
+    torch.manual_seed(SEED + 3)
+    co_cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
+                        "params": {
+        "first_stage_key": "image", "cond_stage_key": "coord",
+        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
+            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "first_stage_config": first,
+        "cond_stage_config": {"target": "taming.modules.misc.coord.CoordStage",
+                              "params": {"n_embed": 32, "down_factor": 2}}}}}
+    co = instantiate_from_config(co_cfg["model"])
+    with torch.no_grad():
+        co.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        co.transformer.pos_emb.normal_(0.0, 0.02)
+    _round(co)
+    co.eval()
+    xc = _clear_input(co.first_stage_model, 2)
+    # taming/data/faceshq.py with the crop the whole frame: np.arange(h*w).reshape(h,w,1)/(h*w), HWC -> NCHW
+    import numpy as np
+
+    coord = torch.from_numpy(np.arange(16 * 16).reshape(16, 16, 1) / (16 * 16)).permute(2, 0, 1)[None].float()
+    cc = coord.expand(2, 1, 16, 16).contiguous()
+    with torch.no_grad():
+        logits_img, target = co(xc, cc)
+        _, c_ind = co.encode_to_c(cc)
+    out.update({"co.x": xc, "co.c": cc, "co.indices": target, "co.c_indices": c_ind, "co.logits_img": logits_img})
+    _save(co, co_cfg, OUT / "coord_transformer", "2026-12-03T13-30-00")
 
     save_file({k: v.contiguous() for k, v in out.items()}, str(OUT / "outputs.safetensors"))
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())

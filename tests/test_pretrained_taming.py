@@ -40,7 +40,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     """The fixture runs, with their checkpoints decompressed (kept as .xz in the repository)."""
     root = tmp_path_factory.mktemp("taming")
     out = {}
-    for run in ("vqgan", "cin_transformer", "depth_transformer"):
+    for run in ("vqgan", "cin_transformer", "depth_transformer", "coord_transformer"):
         shutil.copytree(FIXTURES / run / "configs", root / run / "configs")
         (root / run / "checkpoints").mkdir(parents=True)
         ckpt = root / run / "checkpoints" / "last.ckpt"
@@ -212,6 +212,31 @@ def test_imported_depth_prior_samples_from_a_depth_map_file(files, tmp_path, cap
     assert "model.cond_stage=" in (err := capsys.readouterr().err) and "but this prior was trained on hash" in err
 
 
+def test_coordinate_conditioned_transformer_reproduces_taming(files, ref, tmp_path, capsys):
+    """FacesHQ's layout: taming's CoordStage becomes model.cond_stage={kind: coord}; the coordinate tokens of the
+    frame and the logits equal the official ones, and plain sampling needs no condition image."""
+    spec, conv = base.convert_file(files["coord_transformer"])
+    assert conv.model == "vqgan_prior" and conv.cond_stage is None
+    assert conv.model_config["cond_stage"] == {"kind": "coord", "n_embed": 32, "down_factor": 2}
+    run = tmp_path / "run"
+    assert main(["import", str(files["coord_transformer"]), "--out", str(run)]) == 0
+    assert f"ganzoo generate {run} --n 16" in capsys.readouterr().out
+    bundle = _imported(run)
+    gpt, tok, stage = bundle.modules["prior"].eval(), bundle.modules["tokenizer"], bundle.modules["cond_stage"]
+    with torch.no_grad():
+        codes = tok.encode(ref["co.x"]).flatten(1)
+        assert torch.equal(codes, ref["co.indices"])
+        # taming's coordinate map in [0, 1] is ganzoo's condition image 2u - 1, and what the stage derives itself.
+        cond_img = ref["co.c"] * 2 - 1
+        torch.testing.assert_close(stage.derive(ref["co.x"]), cond_img, rtol=0, atol=1e-7)
+        prefix = build_prefix(bundle.modules, 2, cond_img=stage.derive(ref["co.x"]), cond_tokens="shared", n_embed=32)
+        assert torch.equal(prefix, ref["co.c_indices"])
+        logits = gpt(torch.cat([prefix, codes[:, :-1]], 1))[:, prefix.shape[1] - 1:]
+        torch.testing.assert_close(logits, ref["co.logits_img"], **TOL)
+    grid = tmp_path / "grid.png"
+    assert main(["generate", str(run), "--n", "4", "--seed", "0", "--out", str(grid)]) == 0 and grid.exists()
+
+
 def test_vq_cond_stage_configs_that_cannot_be_imported_are_refused(files, tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
@@ -226,10 +251,10 @@ def test_vq_cond_stage_configs_that_cannot_be_imported_are_refused(files, tmp_pa
     OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
     with pytest.raises(CheckpointError, match="names no VQModel cond stage"):
         base.convert_file(ckpt, "taming")
-    cfg.model.params.cond_stage_config = {"target": "taming.modules.misc.coord.CoordStage",
-                                          "params": {"n_embed": 32, "down_factor": 2}}
+    cfg.model.params.cond_stage_config = {"target": "taming.models.vqgan.VQSegmentationModel",
+                                          "params": {"n_labels": 182}}
     OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
-    with pytest.raises(CheckpointError, match="CoordStage"):
+    with pytest.raises(CheckpointError, match="segmentation"):
         base.convert_file(ckpt, "taming")
 
 

@@ -12,7 +12,7 @@ import torch
 
 from ganzoo.bundle import Batch, StepContext, count_params
 from ganzoo.errors import CheckpointError, ConfigError
-from ganzoo.models.vq_cond import DownsampleStage, EdgeStage
+from ganzoo.models.vq_cond import CoordStage, DownsampleStage, EdgeStage, coordinate_map
 from ganzoo.models.vq_frozen import load_stage1, tokenizer_hash
 from ganzoo.models.vq_prior import build_prefix, sample_prior
 from ganzoo.registry import build_model, build_model_shapes
@@ -125,6 +125,45 @@ def test_the_loss_reads_the_condition_and_scores_the_codes_only():
     logits = mods["prior"](torch.cat([prefix, codes[:, :-1]], 1))[:, 15:]  # [N, 16 codes, vocab]
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits.flatten(0, 1), codes.flatten()))
     assert int(mods["cond_stage"].grid_filled) == 4 and torch.equal(mods["cond_stage"].grid_cond[:4], cond)
+
+
+def test_coord_stage_is_taming_coordstage_arithmetic():
+    """taming's CoordStage on faceshq.py's map (np.arange(h*w)/(h*w)): area mean over down_factor x down_factor,
+    clamp to [0, 1], round(n_embed * u); here on the map stored as 2u - 1, by hand in float64."""
+    stage = CoordStage(n_embed=32, down_factor=2, image_resolution=4, image_channels=3)
+    img = torch.rand(2, 3, 4, 4) * 2 - 1
+    cond = stage.derive(img)
+    u = torch.arange(16, dtype=torch.float64).view(4, 4) / 16
+    assert cond.shape == (2, 1, 4, 4) and torch.allclose(cond[1, 0].double(), 2 * u - 1, atol=1e-7)
+    means = [u[:2, :2].mean(), u[:2, 2:].mean(), u[2:, :2].mean(), u[2:, 2:].mean()]  # 2.5/16, 4.5/16, ...
+    want = [int(torch.round(32 * m)) for m in means]
+    assert want == [5, 9, 21, 25] and stage.encode(cond).tolist() == [want, want]
+    assert stage.vocab == 32 and stage.n_tokens == 4 and stage.token_shape == (2, 2)
+    # One past the vocabulary (u within half a level of 1) is clamped; values outside [-1, 1] are refused.
+    assert stage.encode(torch.ones(1, 1, 4, 4)).tolist() == [[31] * 4]
+    with pytest.raises(ConfigError, match="coordinate condition"):
+        stage.encode(torch.full((1, 1, 4, 4), 1.5))
+    # Sampling needs no recorded condition: the frame's map.
+    assert torch.equal(stage.recorded(3), coordinate_map(3, 4))
+    with pytest.raises(ConfigError, match="down_factor=3"):
+        CoordStage(n_embed=32, down_factor=3, image_resolution=4, image_channels=3)
+
+
+def test_a_coordinate_prior_trains_and_samples_without_a_condition_image(stage1, tmp_path):
+    run = tmp_path / "coord"
+    trainer = Trainer(compose(["model=vqgan_prior_tiny", f"model.stage1={stage1}", *BASE, "trainer.steps=30",
+                               "trainer.log_every=5", "model.optim.lr=3e-3", "data.max_images=16",
+                               "model.cond_tokens=shared", "model.c_dim=0",
+                               "+model.cond_stage={kind: coord, n_embed: 32, down_factor: 4}"]), run)
+    assert trainer.bundle.info["cond_stage"] == {"kind": "coord", "resolution": 16, "channels": 1, "n_tokens": 16}
+    trainer.fit()
+    rows = _rows(run)
+    assert rows[-1]["loss/prior"] < 0.7 * rows[0]["loss/prior"]
+    bundle, modules, _ = load_generator(run, device="cpu")
+    g = torch.Generator
+    plain = bundle.sample(modules, 2, generator=g().manual_seed(3))
+    frame = coordinate_map(2, 16)
+    assert torch.equal(plain, bundle.sample(modules, cond_img=frame, generator=g().manual_seed(3)))
 
 
 @pytest.mark.parametrize("mode", ["separate", "shared"])
@@ -261,8 +300,8 @@ def test_paper_presets_have_the_official_sizes():
     # configs/faceshq_transformer.yaml: the same GPT on CoordStage(n_embed 1024, down_factor 16) at 256 px.
     faces = build_model_shapes("vqgan_prior_faceshq")
     assert count_params(faces.modules["prior"]) == 304_932_864
-    assert faces.info["cond_stage"] == {"kind": "downsample", "resolution": 16, "channels": 1, "n_tokens": 256}
-    assert faces.modules["cond_stage"].vocab == 1024
+    assert faces.info["cond_stage"] == {"kind": "coord", "resolution": 256, "channels": 1, "n_tokens": 256}
+    assert faces.modules["cond_stage"].vocab == 1024 and count_params(faces.modules["cond_stage"]) == 0
     # CPU preset: the vqgan_prior GPT with 272 tokens (256 codes + 16 levels) and 127 positions.
     sr = build_model_shapes("vqgan_prior_sr")
     assert (sr.modules["prior"].vocab_size, sr.modules["prior"].block_size) == (272, 127)

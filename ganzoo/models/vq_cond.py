@@ -7,8 +7,10 @@ Two kinds:
 * a frozen VQ tokenizer of its own (``model.cond_stage=<run folder or snapshot>``, e.g. a depth-map VQ-GAN as
   in taming's D-RIN ``drin_transformer.yaml``), pinned like the image tokenizer (``ganzoo.models.vq_frozen``);
 * a parameter-free provider: ``{kind: downsample, size, levels}`` area-averages the image to ``size x size``
-  and quantizes each channel value to ``levels`` tokens (taming's ``CoordStage``: super-resolution), or
-  ``{kind: edges, size, threshold}``, a Sobel edge map thresholded to two tokens (map-to-image).
+  and quantizes each channel value to ``levels`` tokens (taming's ``CoordStage`` arithmetic on the image:
+  super-resolution); ``{kind: edges, size, threshold}``, a Sobel edge map thresholded to two tokens
+  (map-to-image); ``{kind: coord, n_embed, down_factor}``, taming's ``CoordStage`` on its own input: the map of
+  each pixel's position in the frame (FacesHQ), which tells a window where it lies in a larger image.
 
 The embedded data has no paired maps, so every stage derives its condition from the training image
 (:meth:`CondStage.derive`); paired data would hand the condition image to :meth:`CondStage.encode` directly.
@@ -29,7 +31,8 @@ from torch import nn
 from ..errors import ConfigError
 from .vq_frozen import FrozenTokenizer, pinned_tokenizer
 
-__all__ = ["CondStage", "DownsampleStage", "EdgeStage", "TokenizerStage", "make_cond_stage", "GRID_CONDITIONS"]
+__all__ = ["CondStage", "DownsampleStage", "EdgeStage", "CoordStage", "TokenizerStage", "make_cond_stage",
+           "GRID_CONDITIONS", "coordinate_map"]
 
 GRID_CONDITIONS = 16  # conditions recorded from the first training batch for sample grids (cycled)
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: RGB -> grey for a one-channel condition
@@ -211,6 +214,62 @@ class EdgeStage(CondStage):
         return self._at_output(self.encode(cond_img).view_as(cond_img).float() * 2 - 1, "nearest")
 
 
+def coordinate_map(n: int, resolution: int, *, device: torch.device | None = None) -> torch.Tensor:
+    """Each pixel's raster position in the frame, ``i / (R * R)``, as a condition image ``[n, 1, R, R]`` in
+    [-1, 1] (taming/data/faceshq.py: ``np.arange(h * w).reshape(h, w, 1) / (h * w)``, the crop being the frame)."""
+    r = int(resolution)
+    unit = torch.arange(r * r, dtype=torch.float64, device=device).div(r * r).view(1, 1, r, r)
+    return (unit * 2 - 1).float().expand(n, 1, r, r)
+
+
+class CoordStage(CondStage):
+    """taming's ``CoordStage`` (taming/modules/misc/coord.py; the FacesHQ transformer): the condition is the
+    coordinate map of the crop (:func:`coordinate_map`, ``[N, 1, R, R]`` at the image size, stored in [-1, 1]
+    like every condition image, i.e. ``2u - 1`` for taming's ``u`` in [0, 1]), area-averaged by
+    ``down_factor`` and quantized as ``round(n_embed * u)``: ``(R / down_factor)^2`` tokens. taming can emit
+    ``n_embed`` itself for ``u`` within half a level of 1 (one past its vocabulary); it is clamped to
+    ``n_embed - 1`` here, which no coordinate map of a frame reaches. The condition does not depend on the
+    image: training on whole frames conditions every sample on the same map, so sampling needs no condition
+    image (:meth:`recorded` is the frame's map)."""
+
+    kind = "coord"
+
+    def __init__(self, *, n_embed: int = 1024, down_factor: int = 16, image_resolution: int, image_channels: int):
+        n_embed, f = int(n_embed), int(down_factor)
+        if n_embed < 2:
+            raise ConfigError(f"model.cond_stage.n_embed={n_embed} must be >= 2")
+        if f < 1 or image_resolution % f:
+            raise ConfigError(f"model.cond_stage.down_factor={f} must divide the image size {image_resolution}")
+        side = image_resolution // f
+        super().__init__(image_resolution=image_resolution, image_channels=image_channels,
+                         cond_resolution=image_resolution, cond_channels=1, n_tokens=side * side, vocab=n_embed,
+                         token_shape=(side, side))
+        self.n_embed, self.down_factor = n_embed, f
+
+    @torch.no_grad()
+    def derive(self, img: torch.Tensor) -> torch.Tensor:
+        return coordinate_map(img.shape[0], self.cond_resolution, device=img.device)
+
+    @torch.no_grad()
+    def encode(self, cond_img: torch.Tensor) -> torch.Tensor:
+        self.check(cond_img)
+        unit = (cond_img.float() + 1) / 2
+        if unit.min() < -1e-6 or unit.max() > 1 + 1e-6:
+            raise ConfigError("a coordinate condition lies in [-1, 1] (taming's [0, 1]); got values outside it")
+        unit = F.interpolate(unit, scale_factor=1 / self.down_factor, mode="area").clamp(0.0, 1.0)
+        tokens = torch.round(unit * self.n_embed).long().clamp_(max=self.n_embed - 1)
+        return tokens.flatten(1)  # [N, (R / f)^2]
+
+    @torch.no_grad()
+    def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
+        side = self.token_shape[0]
+        grid = self.encode(cond_img).view(-1, 1, side, side).float() / self.n_embed * 2 - 1
+        return self._at_output(grid, "nearest")
+
+    def recorded(self, n: int) -> torch.Tensor:
+        return coordinate_map(n, self.cond_resolution, device=self.grid_cond.device)
+
+
 class TokenizerStage(CondStage):
     """A frozen VQ tokenizer of the condition (taming's ``cond_stage_model``): the condition image is the
     training image resized to the tokenizer's resolution and channels, its tokens the tokenizer's codes."""
@@ -239,7 +298,7 @@ class TokenizerStage(CondStage):
         return self._at_output(self.tokenizer.decode(self.encode(cond_img).view(-1, h, w)), "bilinear")
 
 
-_PROVIDERS: dict[str, type[CondStage]] = {"downsample": DownsampleStage, "edges": EdgeStage}
+_PROVIDERS: dict[str, type[CondStage]] = {"downsample": DownsampleStage, "edges": EdgeStage, "coord": CoordStage}
 
 
 def make_cond_stage(spec: Any, saved_hash: str | None, saved_model: dict[str, Any] | None,
@@ -248,7 +307,7 @@ def make_cond_stage(spec: Any, saved_hash: str | None, saved_model: dict[str, An
     """The condition stage of ``model.cond_stage`` -> ``(stage or None, config entries to pin, missing)``.
 
     ``spec``: a VQ run folder or snapshot (a frozen tokenizer, pinned as ``cond_stage_hash`` /
-    ``cond_stage_model``), ``{kind: downsample|edges, ...}``, or None. ``preset`` (``model.cond_tokenizer``: a
+    ``cond_stage_model``), ``{kind: downsample|edges|coord, ...}``, or None. ``preset`` (``model.cond_tokenizer``: a
     registered tokenizer name, or ``{name: ..., <overrides>}``) sizes an untrained condition tokenizer when no
     run is given (parameter counts, shape tests): such a prior cannot train, and ``missing`` says why."""
     geometry = dict(image_resolution=int(resolution), image_channels=int(channels))

@@ -234,7 +234,8 @@ def vq_prior(
 
     ``cond_stage`` conditions the prior on codes (``ganzoo.models.vq_cond``): another VQ run (pinned as
     ``cond_stage_hash`` / ``cond_stage_model``, exactly like ``stage1``), or ``{kind: downsample, size, levels}``
-    / ``{kind: edges, size, threshold}``; ``cond_tokenizer`` sizes an untrained condition tokenizer for presets.
+    / ``{kind: edges, size, threshold}`` / ``{kind: coord, n_embed, down_factor}``; ``cond_tokenizer`` sizes an
+    untrained condition tokenizer for presets.
     Vocabulary: ``cond_tokens="separate"`` lays it out as ``[codes | classes | condition tokens]`` (condition
     token t is ``n_embed + c_dim + t``); ``"shared"`` gives condition token t the id t, as taming, whose
     condition and image codes share one embedding table (``vocab = max(n_embed, condition vocab)``).
@@ -397,9 +398,8 @@ _register("vqgan_prior_drin", "taming's D-RIN depth-to-image transformer (256x25
           cond_tokenizer=dict(name="vqgan_imagenet_f16_1024", img_channels=1), prior=dict(_PAPER_GPT),
           optim=dict(base_learning_rate=4.5e-6, batch_size=2))
 # taming's configs/faceshq_transformer.yaml: the same GPT, on a CoordStage condition (n_embed 1024, down_factor
-# 16: a one-channel 16x16 map in 1024 levels). taming feeds the crop's coordinate map; ganzoo derives the condition
-# from the image (its grey 16x16 area average: super-resolution with colourisation); data batch 2.
-_register("vqgan_prior_faceshq", "taming's FacesHQ transformer sizes on a 16x16 grey 1024-level condition (256x256)",
+# 16: the crop's coordinate map as 16x16 tokens of 1024 levels; FacesHQ crops the whole 256 px frame); data batch 2.
+_register("vqgan_prior_faceshq", "taming's FacesHQ transformer: 16x16 coordinate tokens (CoordStage) + image codes",
           tokenizer="vqgan_imagenet_f16_1024", c_dim=0, cond_tokens="shared",
-          cond_stage=dict(kind="downsample", size=16, levels=1024, channels=1), prior=dict(_PAPER_GPT),
+          cond_stage=dict(kind="coord", n_embed=1024, down_factor=16), prior=dict(_PAPER_GPT),
           optim=dict(base_learning_rate=4.5e-6, batch_size=2))

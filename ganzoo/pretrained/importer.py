@@ -69,6 +69,12 @@ def import_checkpoint(source: str, *, out: str | None = None, fmt: str | None = 
     return write_run(conv, dest, spec=spec, source=path, sha256=digest, url=url, force=force)
 
 
+def _needs_condition(model: dict[str, Any]) -> bool:
+    """A code-conditioned prior samples from a condition image, except on coordinates (the frame's own map)."""
+    cond = model.get("cond_stage")
+    return bool(cond) and not (isinstance(cond, dict) and cond.get("kind") == "coord")
+
+
 def run_import(args: argparse.Namespace) -> tuple[Path, list[str]]:
     """The CLI: import, then the lines to print (what was found, and the commands that use the run)."""
     run = import_checkpoint(args.source, out=args.out, fmt=args.format, sha256=args.sha256, cache_dir=args.cache_dir,
@@ -86,7 +92,7 @@ def run_import(args: argparse.Namespace) -> tuple[Path, list[str]]:
     arch = " ".join(shlex.quote(o) for o in finetune_overrides(model))
     lines += [
         f"run folder: {run}",
-        f"  ganzoo generate {q} --mode condition --image <condition map>" if model.get("cond_stage")
+        f"  ganzoo generate {q} --mode condition --image <condition map>" if _needs_condition(model)
         else f"  ganzoo generate {q} --n 16",
         f"  ganzoo eval {q} --data root=<folder of real images>",
         f"  ganzoo train model={model['name']} {arch} model.init={q} data=folder data.root=<your images> augment=ada",

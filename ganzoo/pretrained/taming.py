@@ -12,7 +12,8 @@ Two kinds of file (see docs/pretrained/taming.md):
   ``first_stage_model.*`` is converted as above and returned as :attr:`Converted.stage1`; the conditioning
   (``Labelator``: class ``c`` is token ``c``; ``SOSProvider``: start token 0) maps to ``cond_tokens=shared``; a
   ``VQModel`` cond stage (``cond_stage_model.*``, D-RIN's depth tokenizer) is converted like the first stage,
-  returned as :attr:`Converted.cond_stage` and becomes ``model.cond_stage`` (its codes first, shared vocabulary).
+  returned as :attr:`Converted.cond_stage` and becomes ``model.cond_stage`` (its codes first, shared vocabulary);
+  a ``CoordStage`` (FacesHQ) becomes ``model.cond_stage={kind: coord, n_embed, down_factor}``.
 
 The numbers come from the tensor shapes; what shapes do not hold (image size, attention heads, the kind of
 conditioning) comes from the config taming writes beside its checkpoints (``configs/*-project.yaml`` or
@@ -294,8 +295,8 @@ def _conditioning(params: dict[str, Any], where: str) -> int | None:
     key = params.get("cond_stage_key", "?")
     raise CheckpointError(f"the transformer is conditioned on {key!r} through {target or cond!r} ({where}); "
                           "ganzoo imports a class label (Labelator), nothing (SOSProvider) or a VQModel cond stage "
-                          "(depth maps, D-RIN): segmentation (VQSegmentationModel on one-hot label maps), coordinate "
-                          "and scene-layout conditioning are not supported")
+                          "(depth maps, D-RIN) or coordinates (CoordStage, FacesHQ): segmentation "
+                          "(VQSegmentationModel on one-hot label maps) and scene layouts are not supported")
 
 
 def _cond_stage(sd: dict[str, torch.Tensor], params: dict[str, Any], where: str) -> Converted:
@@ -315,6 +316,20 @@ def _cond_stage(sd: dict[str, torch.Tensor], params: dict[str, Any], where: str)
     conv = convert_vq(c_sd, c_params, where=where, prefix_note="cond_stage_model.")
     conv.weights = {"G": conv.weights["G"]}  # a cond stage carries no discriminator
     return conv
+
+
+def _coord_stage(params: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """taming's parameter-free ``CoordStage`` (FacesHQ: the crop's coordinate map) -> ganzoo's ``coord`` stage."""
+    cond = params.get("cond_stage_config")
+    if not _target(cond).endswith("misc.coord.CoordStage"):
+        return None
+    if int(params.get("downsample_cond_size", -1)) > -1:
+        raise CheckpointError(f"the transformer resizes its coordinates to downsample_cond_size="
+                              f"{params['downsample_cond_size']} before the CoordStage ({where}); not supported")
+    p = dict(cond.get("params") or {}) if isinstance(cond, dict) else {}
+    if "n_embed" not in p or "down_factor" not in p:
+        raise CheckpointError(f"the CoordStage of {where} does not name n_embed and down_factor")
+    return {"kind": "coord", "n_embed": int(p["n_embed"]), "down_factor": int(p["down_factor"])}
 
 
 def _cond_stage_weights(conv: Converted) -> dict[str, torch.Tensor]:
@@ -339,7 +354,8 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
             k.startswith("permuter.") for k in sd):
         raise CheckpointError("the transformer reads the codes in a permuted order (permuter_config); ganzoo's prior "
                               "reads them in raster order (taming's Identity permuter)")
-    c_dim = _conditioning(params, where)
+    coord = _coord_stage(params, where)
+    c_dim = 0 if coord else _conditioning(params, where)
     if c_dim is not None and any(k.startswith("cond_stage_model.") for k in sd):
         raise CheckpointError(f"the file holds cond_stage_model.* weights, but the config {where} names no VQModel "
                               "cond stage: keep the checkpoint's own config beside it")
@@ -368,7 +384,8 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
         raise CheckpointError(f"the first stage is {_target(fs_cfg)}; ganzoo imports taming's VQModel tokenizers")
     stage1 = convert_vq(fs_sd, dict(fs_cfg.get("params") or {}), where=where, prefix_note="first_stage_model.")
     n_embed = int(stage1.model_config["G"]["n_embed"])
-    cond_vocab = int(cond_conv.model_config["G"]["n_embed"]) if cond_conv is not None else (c_dim or 0)
+    cond_vocab = int(cond_conv.model_config["G"]["n_embed"]) if cond_conv is not None else \
+        coord["n_embed"] if coord else (c_dim or 0)
     if cond_vocab > vocab or vocab < n_embed:
         raise CheckpointError(f"vocabulary {vocab} does not hold the tokenizer's {n_embed} codes and the "
                               f"{cond_vocab} condition tokens")
@@ -378,10 +395,14 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
                  resid_pdrop=float(tcfg.get("resid_pdrop", 0.0)), attn_pdrop=float(tcfg.get("attn_pdrop", 0.0)))
     is_cin = (c_dim, prior["vocab_size"], prior["block_size"], n_layer, prior["n_head"], prior["n_embd"]) == \
         (1000, 16384, 256, 48, 24, 1536)
-    is_drin = cond_conv is not None and (prior["vocab_size"], prior["block_size"], n_layer, prior["n_head"],
-                                         prior["n_embd"]) == (1024, 512, 24, 16, 1024)
+    paper = (prior["vocab_size"], prior["block_size"], n_layer, prior["n_head"], prior["n_embd"]) == \
+        (1024, 512, 24, 16, 1024)
+    is_drin = paper and cond_conv is not None
+    is_faces = paper and coord == {"kind": "coord", "n_embed": 1024, "down_factor": 16}
     model_cfg: dict[str, Any] = dict(tokenizer=stage1.model, c_dim=c_dim, cond_tokens="shared", prior=prior,
                                      pkeep=float(params.get("pkeep", 1.0)))
+    if coord:
+        model_cfg["cond_stage"] = coord
     if cfg.get("base_learning_rate") is not None:
         model_cfg["optim"] = {"base_learning_rate": float(cfg["base_learning_rate"])}
     found = [f"transformer.*: {len(prior_sd)} tensors -> prior (minGPT, {n_layer} layers of width {n_embd} in "
@@ -396,6 +417,10 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
                 "code t of the shared vocabulary; ganzoo generate --mode condition --image <condition map>")
         found += cond_conv.found
         weights["cond_stage"] = _cond_stage_weights(cond_conv)
+    elif coord:
+        cond = (f"CoordStage (n_embed {coord['n_embed']}, down_factor {coord['down_factor']}) on the crop's coordinate "
+                "map, the whole frame by default -> model.cond_stage={kind: coord}; token t is token t of the "
+                "shared vocabulary")
     elif c_dim == 0:
         cond = "unconditional (SOSProvider, start token 0)"
     else:
@@ -403,7 +428,8 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
                 f"{params.get('cond_stage_key', 'class_label')!r})")
     notes = [f"conditioning: {cond} -> cond_tokens=shared"]
     stage1.weights = {"G": stage1.weights["G"]}  # a transformer's first stage carries no discriminator
-    model = "vqgan_prior_imagenet_cin" if is_cin else "vqgan_prior_drin" if is_drin else "vqgan_prior"
+    model = "vqgan_prior_imagenet_cin" if is_cin else "vqgan_prior_drin" if is_drin else \
+        "vqgan_prior_faceshq" if is_faces else "vqgan_prior"
     return Converted(model=model, model_config=model_cfg, weights=weights, found=found, not_found=[], notes=notes,
                      stage1=stage1, cond_stage=cond_conv, source_info={"config": where})
 
