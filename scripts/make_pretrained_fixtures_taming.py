@@ -15,6 +15,8 @@ log directory (``checkpoints/last.ckpt`` + ``configs/<time>-project.yaml``):
   before the 64 image codes in one shared vocabulary of 32;
 * ``coord_transformer/``: a ``Net2NetTransformer`` shaped as ``faceshq_transformer``: conditioned on the crop's
   coordinate map through taming's parameter-free ``CoordStage`` (n_embed 32, down_factor 2: 64 tokens);
+* ``seg_transformer/``: a ``Net2NetTransformer`` on label maps (S-FLCKR's layout): a ``VQSegmentationModel`` cond
+  stage of 5 labels (24 codes, with its ``colorize`` buffer), fed one-hot maps as taming's segmentation data;
 * ``outputs.safetensors``: fixed inputs and the official outputs (reconstructions, code indices, decoder output
   from codes, D logits, quantizer loss, transformer logits for fixed code sequences and classes or depth maps).
 
@@ -51,6 +53,7 @@ import tempfile
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pretrained" / "taming"
@@ -256,8 +259,6 @@ def main() -> None:
     co.eval()
     xc = _clear_input(co.first_stage_model, 2)
     # taming/data/faceshq.py with the crop the whole frame: np.arange(h*w).reshape(h,w,1)/(h*w), HWC -> NCHW
-    import numpy as np
-
     coord = torch.from_numpy(np.arange(16 * 16).reshape(16, 16, 1) / (16 * 16)).permute(2, 0, 1)[None].float()
     cc = coord.expand(2, 1, 16, 16).contiguous()
     with torch.no_grad():
@@ -265,6 +266,44 @@ def main() -> None:
         _, c_ind = co.encode_to_c(cc)
     out.update({"co.x": xc, "co.c": cc, "co.indices": target, "co.c_indices": c_ind, "co.logits_img": logits_img})
     _save(co, co_cfg, OUT / "coord_transformer", "2026-12-03T13-30-00")
+
+    # -- stage 2 on label maps: a VQSegmentationModel cond stage (S-FLCKR's layout, shrunk) -------------------------
+    torch.manual_seed(SEED + 4)
+    seg = {"target": "taming.models.vqgan.VQSegmentationModel", "params": {
+        "n_labels": 5, "embed_dim": 8, "n_embed": 24, "ddconfig": _ddconfig([1, 1], [], channels=5),
+        "sane_index_shape": True, "lossconfig": {"target": "taming.modules.losses.DummyLoss"}}}
+    sg_cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
+                        "params": {
+        "first_stage_key": "image", "cond_stage_key": "segmentation",
+        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
+            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "first_stage_config": first, "cond_stage_config": seg}}}
+    sg = instantiate_from_config(sg_cfg["model"])
+    with torch.no_grad():
+        sg.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        sg.cond_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        sg.transformer.pos_emb.normal_(0.0, 0.02)
+    _round(sg)
+    sg.eval()
+    xs = _clear_input(sg.first_stage_model, 2)
+    # Label maps as taming's segmentation data feeds them: np.eye(n_labels)[segmentation], HWC -> NCHW. The maps
+    # are blocky (4x4 cells) like real segmentations; the one whose codes have the widest margin is kept.
+    best, best_gap = None, -1.0
+    for _ in range(50):
+        cells = torch.randint(0, 5, (2, 4, 4))
+        labels = cells.repeat_interleave(4, 1).repeat_interleave(4, 2)
+        onehot = torch.from_numpy(np.eye(5)[labels.numpy()]).permute(0, 3, 1, 2).float()
+        gap = _gap(sg.cond_stage_model, onehot)
+        if gap > best_gap:
+            best, best_gap = (labels, onehot), gap
+    print(f"label maps: smallest squared-distance margin {best_gap:.3g}")
+    labels, cs = best
+    with torch.no_grad():
+        logits_img, target = sg(xs, cs)
+        _, c_ind = sg.encode_to_c(cs)
+    out.update({"sg.x": xs, "sg.labels": labels.to(torch.uint8), "sg.c": cs, "sg.indices": target,
+                "sg.c_indices": c_ind, "sg.logits_img": logits_img})
+    _save(sg, sg_cfg, OUT / "seg_transformer", "2026-12-03T14-00-00")
 
     save_file({k: v.contiguous() for k, v in out.items()}, str(OUT / "outputs.safetensors"))
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())

@@ -27,6 +27,7 @@ from ganzoo.pretrained import base, taming
 from ganzoo.pretrained.run_folder import write_run
 from ganzoo.pretrained.safe_pickle import UnsafeFileError, load_torch
 from ganzoo.runtime import build_bundle
+from ganzoo.sampling.completion import load_label_map
 from ganzoo.training.checkpoint import load_module_weights, load_snapshot
 
 from .conftest import compose
@@ -40,7 +41,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     """The fixture runs, with their checkpoints decompressed (kept as .xz in the repository)."""
     root = tmp_path_factory.mktemp("taming")
     out = {}
-    for run in ("vqgan", "cin_transformer", "depth_transformer", "coord_transformer"):
+    for run in ("vqgan", "cin_transformer", "depth_transformer", "coord_transformer", "seg_transformer"):
         shutil.copytree(FIXTURES / run / "configs", root / run / "configs")
         (root / run / "checkpoints").mkdir(parents=True)
         ckpt = root / run / "checkpoints" / "last.ckpt"
@@ -237,6 +238,48 @@ def test_coordinate_conditioned_transformer_reproduces_taming(files, ref, tmp_pa
     assert main(["generate", str(run), "--n", "4", "--seed", "0", "--out", str(grid)]) == 0 and grid.exists()
 
 
+def test_label_map_conditioned_transformer_reproduces_taming(files, ref, tmp_path, capsys):
+    """S-FLCKR's layout: the VQSegmentationModel becomes a pinned cond-stage run read with model.cond_input=labels; a
+    label-map PNG becomes taming's one-hot condition, whose codes and the logits equal the official ones."""
+    from PIL import Image
+
+    spec, conv = base.convert_file(files["seg_transformer"])
+    assert conv.model_config["cond_input"] == "labels" and conv.cond_stage.model_config["img_channels"] == 5
+    assert any("colorize" in f for f in conv.found)  # taming's random preview projection: listed, dropped
+    run = tmp_path / "run"
+    assert main(["import", str(files["seg_transformer"]), "--out", str(run)]) == 0
+    assert "<label map PNG: pixel value = label>" in capsys.readouterr().out
+    bundle = _imported(run)
+    gpt, tok, stage = bundle.modules["prior"].eval(), bundle.modules["tokenizer"], bundle.modules["cond_stage"]
+    assert stage.kind == "labels" and stage.grid_cond.shape[0] == 0
+    maps = [tmp_path / f"labels{i}.png" for i in range(2)]
+    for path, lab in zip(maps, ref["sg.labels"]):
+        Image.fromarray(lab.numpy(), mode="L").save(path)
+    onehot = torch.cat([load_label_map(p, n_labels=5, resolution=16) for p in maps])
+    assert torch.equal(onehot, ref["sg.c"])
+    with torch.no_grad():
+        codes = tok.encode(ref["sg.x"]).flatten(1)
+        assert torch.equal(codes, ref["sg.indices"])
+        prefix = build_prefix(bundle.modules, 2, cond_img=onehot, cond_tokens="shared", n_embed=32)
+        assert torch.equal(prefix, ref["sg.c_indices"])
+        logits = gpt(torch.cat([prefix, codes[:, :-1]], 1))[:, prefix.shape[1] - 1:]
+        torch.testing.assert_close(logits, ref["sg.logits_img"], **TOL)
+    grid = tmp_path / "grid.png"
+    assert main(["generate", str(run), "--mode", "condition", "--image", str(maps[0]), "--n", "2",
+                 "--out", str(grid)]) == 0 and grid.exists()
+    # Label maps cannot come from images: wrong files, --from-data and training say what to do instead.
+    Image.fromarray((ref["sg.labels"][0] + 3).numpy(), mode="L").save(tmp_path / "bad.png")
+    Image.new("RGB", (16, 16)).save(tmp_path / "rgb.png")
+    capsys.readouterr()
+    for extra, message in ((["--image", str(tmp_path / "bad.png")], "holds label 7, but this prior knows 5 labels"),
+                           (["--image", str(tmp_path / "rgb.png")], "a label map is a grey or palette PNG"),
+                           (["--from-data", "test"], "conditioned on label maps")):
+        assert main(["generate", str(run), "--mode", "condition", *extra, "--out", str(tmp_path / "x.png")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    assert "label maps" in bundle.info["missing"]  # the trainer refuses it with this reason
+
+
 def test_vq_cond_stage_configs_that_cannot_be_imported_are_refused(files, tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
@@ -247,14 +290,20 @@ def test_vq_cond_stage_configs_that_cannot_be_imported_are_refused(files, tmp_pa
     with pytest.raises(CheckpointError, match="downsample_cond_size=8"):
         base.convert_file(ckpt, "taming")
     cfg.model.params.downsample_cond_size = -1
+    depth_stage = OmegaConf.to_container(cfg.model.params.cond_stage_config)
     cfg.model.params.cond_stage_config = {"target": "taming.modules.util.Labelator", "params": {"n_classes": 10}}
     OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
     with pytest.raises(CheckpointError, match="names no VQModel cond stage"):
         base.convert_file(ckpt, "taming")
-    cfg.model.params.cond_stage_config = {"target": "taming.models.vqgan.VQSegmentationModel",
-                                          "params": {"n_labels": 182}}
+    seg = dict(depth_stage, target="taming.models.vqgan.VQSegmentationModel")
+    seg["params"]["n_labels"] = 182
+    cfg.model.params.cond_stage_config = seg
     OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
-    with pytest.raises(CheckpointError, match="segmentation"):
+    with pytest.raises(CheckpointError, match="n_labels=182 but reads 1 channels"):
+        base.convert_file(ckpt, "taming")
+    cfg.model.params.cond_stage_config = {"target": "taming.modules.util.LayoutStage", "params": {}}
+    OmegaConf.save(cfg, tmp_path / "run" / "checkpoints" / "last.ckpt.yaml")
+    with pytest.raises(CheckpointError, match="scene layouts are not supported"):
         base.convert_file(ckpt, "taming")
 
 

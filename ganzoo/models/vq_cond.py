@@ -6,6 +6,7 @@ Two kinds:
 
 * a frozen VQ tokenizer of its own (``model.cond_stage=<run folder or snapshot>``, e.g. a depth-map VQ-GAN as
   in taming's D-RIN ``drin_transformer.yaml``), pinned like the image tokenizer (``ganzoo.models.vq_frozen``);
+  with ``model.cond_input=labels`` a tokenizer of one-hot label maps (taming's ``VQSegmentationModel``);
 * a parameter-free provider: ``{kind: downsample, size, levels}`` area-averages the image to ``size x size``
   and quantizes each channel value to ``levels`` tokens (taming's ``CoordStage`` arithmetic on the image:
   super-resolution); ``{kind: edges, size, threshold}``, a Sobel edge map thresholded to two tokens
@@ -31,8 +32,8 @@ from torch import nn
 from ..errors import ConfigError
 from .vq_frozen import FrozenTokenizer, pinned_tokenizer
 
-__all__ = ["CondStage", "DownsampleStage", "EdgeStage", "CoordStage", "TokenizerStage", "make_cond_stage",
-           "GRID_CONDITIONS", "coordinate_map"]
+__all__ = ["CondStage", "DownsampleStage", "EdgeStage", "CoordStage", "TokenizerStage", "LabelMapStage",
+           "make_cond_stage", "GRID_CONDITIONS", "coordinate_map", "one_hot", "label_colours"]
 
 GRID_CONDITIONS = 16  # conditions recorded from the first training batch for sample grids (cycled)
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: RGB -> grey for a one-channel condition
@@ -68,6 +69,7 @@ class CondStage(nn.Module):
     """
 
     kind = "?"
+    grid_slots = GRID_CONDITIONS  # training conditions kept for sample grids (0: the stage records none)
 
     def __init__(self, *, image_resolution: int, image_channels: int, cond_resolution: int, cond_channels: int,
                  n_tokens: int, vocab: int, token_shape: tuple[int, int]):
@@ -77,7 +79,7 @@ class CondStage(nn.Module):
         self.n_tokens, self.vocab, self.token_shape = int(n_tokens), int(vocab), tuple(int(s) for s in token_shape)
         self.token_offset = 0
         r, cc = self.cond_resolution, self.cond_channels
-        self.register_buffer("grid_cond", torch.zeros(GRID_CONDITIONS, cc, r, r))
+        self.register_buffer("grid_cond", torch.zeros(self.grid_slots, cc, r, r))
         self.register_buffer("grid_filled", torch.zeros((), dtype=torch.long))
 
     def info(self) -> dict[str, Any]:
@@ -115,9 +117,9 @@ class CondStage(nn.Module):
     def record(self, cond_img: torch.Tensor) -> None:
         """Keep the first :data:`GRID_CONDITIONS` conditions seen in training (the sample grids' inputs)."""
         filled = int(self.grid_filled)
-        if filled >= GRID_CONDITIONS:
+        if filled >= self.grid_slots:
             return
-        take = cond_img[: GRID_CONDITIONS - filled].detach().to(self.grid_cond)
+        take = cond_img[: self.grid_slots - filled].detach().to(self.grid_cond)
         self.grid_cond[filled : filled + take.shape[0]] = take
         self.grid_filled.fill_(filled + take.shape[0])
 
@@ -298,18 +300,75 @@ class TokenizerStage(CondStage):
         return self._at_output(self.tokenizer.decode(self.encode(cond_img).view(-1, h, w)), "bilinear")
 
 
+class LabelMapStage(TokenizerStage):
+    """A frozen VQ tokenizer of one-hot label maps (taming's ``VQSegmentationModel``: S-FLCKR, ADE20K, COCO-Stuff):
+    the condition image is ``[N, n_labels, r, r]`` with 1 at each pixel's label and 0 elsewhere
+    (``np.eye(n_labels)[segmentation]`` in taming's data), ``n_labels`` the tokenizer's channels. A label map
+    cannot be derived from an image, so such a prior samples from given maps (:func:`one_hot`) and does not
+    train on the embedded data; it records no grid conditions (they would be ``n_labels`` channels each)."""
+
+    kind = "labels"
+    grid_slots = 0
+
+    def __init__(self, tokenizer: FrozenTokenizer, *, image_resolution: int, image_channels: int):
+        if tokenizer.img_channels < 2:
+            raise ConfigError(f"model.cond_input=labels needs a tokenizer of one-hot label maps (a channel per label); "
+                              f"this condition tokenizer reads {tokenizer.img_channels} channel(s)")
+        super().__init__(tokenizer, image_resolution=image_resolution, image_channels=image_channels)
+
+    @property
+    def n_labels(self) -> int:
+        return self.cond_channels
+
+    def derive(self, img: torch.Tensor) -> torch.Tensor:
+        raise ConfigError(f"this prior is conditioned on label maps ({self.n_labels} labels), which cannot be derived "
+                          "from an image: pass them as files, ganzoo generate RUN --mode condition --image labels.png "
+                          "(a grey PNG whose pixel values are the labels)")
+
+    def recorded(self, n: int) -> torch.Tensor:
+        return self.derive(torch.empty(0))
+
+    @torch.no_grad()
+    def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
+        """The labels the condition's codes decode to (argmax), in :func:`label_colours`."""
+        h, w = self.token_shape
+        decoded = self.tokenizer.decode(self.encode(cond_img).view(-1, h, w))  # [N, n_labels, r, r]
+        rgb = label_colours(self.n_labels, device=decoded.device)[decoded.argmax(1)].permute(0, 3, 1, 2)
+        return self._at_output(rgb, "nearest")
+
+
+def one_hot(labels: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """Integer label maps ``[N, r, r]`` -> the one-hot condition ``[N, n_labels, r, r]`` (float, 0 or 1)."""
+    return F.one_hot(labels.long(), n_labels).permute(0, 3, 1, 2).float()
+
+
+def label_colours(n_labels: int, *, device: torch.device | None = None) -> torch.Tensor:
+    """A fixed colour per label, ``[n_labels, 3]`` in [-1, 1] (hues by the golden angle, for previews)."""
+    hue = (torch.arange(n_labels, dtype=torch.float64) * 0.6180339887498949) % 1.0
+    k = (torch.tensor([5.0, 3.0, 1.0], dtype=torch.float64)[None] + hue[:, None] * 6) % 6
+    rgb = 1 - 0.85 * torch.clamp(torch.minimum(k, 4 - k), 0, 1)  # HSV with s 0.85, v 1
+    return (rgb * 2 - 1).float().to(device)
+
+
 _PROVIDERS: dict[str, type[CondStage]] = {"downsample": DownsampleStage, "edges": EdgeStage, "coord": CoordStage}
 
 
 def make_cond_stage(spec: Any, saved_hash: str | None, saved_model: dict[str, Any] | None,
-                    preset: Any, *, resolution: int, channels: int
+                    preset: Any, *, resolution: int, channels: int, cond_input: str = "image"
                     ) -> tuple[CondStage | None, dict[str, Any], str | None]:
     """The condition stage of ``model.cond_stage`` -> ``(stage or None, config entries to pin, missing)``.
 
     ``spec``: a VQ run folder or snapshot (a frozen tokenizer, pinned as ``cond_stage_hash`` /
     ``cond_stage_model``), ``{kind: downsample|edges|coord, ...}``, or None. ``preset`` (``model.cond_tokenizer``: a
     registered tokenizer name, or ``{name: ..., <overrides>}``) sizes an untrained condition tokenizer when no
-    run is given (parameter counts, shape tests): such a prior cannot train, and ``missing`` says why."""
+    run is given (parameter counts, shape tests): such a prior cannot train, and ``missing`` says why.
+    ``cond_input``: ``image`` (the tokenizer reads condition images) or ``labels`` (one-hot label maps:
+    :class:`LabelMapStage`)."""
+    if cond_input not in ("image", "labels"):
+        raise ConfigError(f"model.cond_input={cond_input!r}; use image or labels (one-hot label maps)")
+    if cond_input == "labels" and (spec is None or isinstance(spec, Mapping)):
+        raise ConfigError("model.cond_input=labels describes a condition tokenizer of label maps: set "
+                          "model.cond_stage=<its run folder>")
     geometry = dict(image_resolution=int(resolution), image_channels=int(channels))
     if isinstance(spec, Mapping):
         opts = dict(spec)
@@ -336,4 +395,9 @@ def make_cond_stage(spec: Any, saved_hash: str | None, saved_model: dict[str, An
         missing = (f"model.cond_stage is not set (the prior would be conditioned on an untrained {name}): train the "
                    f"condition's tokenizer first (`ganzoo train model={name}` on the condition images), then pass "
                    "model.cond_stage=<its run folder>")
+    if cond_input == "labels":
+        missing = missing or ("its condition is one-hot label maps, and ganzoo's data sets hold images only (no paired "
+                              "label maps to train on); sample it with ganzoo generate RUN --mode condition --image "
+                              "labels.png")
+        return LabelMapStage(tok, **geometry), resolved, missing
     return TokenizerStage(tok, **geometry), resolved, missing

@@ -217,6 +217,7 @@ def vq_prior(
     cond_stage_hash: str | None = None,
     cond_stage_model: dict[str, Any] | None = None,
     cond_tokenizer: str | dict[str, Any] | None = None,
+    cond_input: str = "image",
     prior: dict[str, Any] | None = None,
     pkeep: float = 1.0,
     sample: dict[str, Any] | None = None,
@@ -235,7 +236,8 @@ def vq_prior(
     ``cond_stage`` conditions the prior on codes (``ganzoo.models.vq_cond``): another VQ run (pinned as
     ``cond_stage_hash`` / ``cond_stage_model``, exactly like ``stage1``), or ``{kind: downsample, size, levels}``
     / ``{kind: edges, size, threshold}`` / ``{kind: coord, n_embed, down_factor}``; ``cond_tokenizer`` sizes an
-    untrained condition tokenizer for presets.
+    untrained condition tokenizer for presets; ``cond_input=labels`` reads the condition tokenizer's input as
+    one-hot label maps (taming's segmentation stages).
     Vocabulary: ``cond_tokens="separate"`` lays it out as ``[codes | classes | condition tokens]`` (condition
     token t is ``n_embed + c_dim + t``); ``"shared"`` gives condition token t the id t, as taming, whose
     condition and image codes share one embedding table (``vocab = max(n_embed, condition vocab)``).
@@ -258,7 +260,8 @@ def vq_prior(
                    "model.stage1=<its run folder>`")
     n_embed, (h, w) = tok.n_embed, tok.code_shape
     cond, cond_resolved, cond_missing = make_cond_stage(cond_stage, cond_stage_hash, cond_stage_model, cond_tokenizer,
-                                                        resolution=tok.img_resolution, channels=tok.img_channels)
+                                                        resolution=tok.img_resolution, channels=tok.img_channels,
+                                                        cond_input=cond_input)
     resolved.update(cond_resolved)
     missing = missing or cond_missing
     if cond_tokens == "shared" and c_dim > n_embed:

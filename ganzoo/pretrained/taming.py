@@ -13,7 +13,8 @@ Two kinds of file (see docs/pretrained/taming.md):
   (``Labelator``: class ``c`` is token ``c``; ``SOSProvider``: start token 0) maps to ``cond_tokens=shared``; a
   ``VQModel`` cond stage (``cond_stage_model.*``, D-RIN's depth tokenizer) is converted like the first stage,
   returned as :attr:`Converted.cond_stage` and becomes ``model.cond_stage`` (its codes first, shared vocabulary);
-  a ``CoordStage`` (FacesHQ) becomes ``model.cond_stage={kind: coord, n_embed, down_factor}``.
+  a ``VQSegmentationModel`` (S-FLCKR, ADE20K, COCO-Stuff) likewise, with ``model.cond_input=labels`` (one-hot label
+  maps); a ``CoordStage`` (FacesHQ) becomes ``model.cond_stage={kind: coord, n_embed, down_factor}``.
 
 The numbers come from the tensor shapes; what shapes do not hold (image size, attention heads, the kind of
 conditioning) comes from the config taming writes beside its checkpoints (``configs/*-project.yaml`` or
@@ -43,6 +44,7 @@ RECORDS = ("pytorch_lightning.*", "lightning.*", "lightning_fabric.*", "omegacon
 ALLOW = {("__builtin__", "long"): int}
 
 VQ_TARGET = "taming.models.vqgan.VQModel"
+SEG_TARGET = "taming.models.vqgan.VQSegmentationModel"  # a VQModel on one-hot label maps (+ a colorize buffer)
 TRANSFORMER_TARGET = "taming.models.cond_transformer.Net2NetTransformer"
 ASSUMED_RESOLUTION = 256  # every published taming VQModel is trained at 256x256
 
@@ -282,7 +284,7 @@ def _conditioning(params: dict[str, Any], where: str) -> int | None:
     None for a learned cond stage: a ``VQModel`` (depth, segmentation maps) or the first stage itself."""
     cond = params.get("cond_stage_config")
     target = _target(cond)
-    if target == VQ_TARGET or cond == "__is_first_stage__":
+    if target in (VQ_TARGET, SEG_TARGET) or cond == "__is_first_stage__":
         return None
     if cond == "__is_unconditional__" or params.get("unconditional"):
         sos = int(params.get("sos_token", 0))
@@ -294,9 +296,9 @@ def _conditioning(params: dict[str, Any], where: str) -> int | None:
         return int(((cond.get("params") or {})).get("n_classes", 1000))
     key = params.get("cond_stage_key", "?")
     raise CheckpointError(f"the transformer is conditioned on {key!r} through {target or cond!r} ({where}); "
-                          "ganzoo imports a class label (Labelator), nothing (SOSProvider) or a VQModel cond stage "
-                          "(depth maps, D-RIN) or coordinates (CoordStage, FacesHQ): segmentation "
-                          "(VQSegmentationModel on one-hot label maps) and scene layouts are not supported")
+                          "ganzoo imports a class label (Labelator), nothing (SOSProvider), a VQModel cond stage "
+                          "(depth maps, D-RIN), a VQSegmentationModel (label maps, S-FLCKR) or coordinates "
+                          "(CoordStage, FacesHQ): scene layouts are not supported")
 
 
 def _cond_stage(sd: dict[str, torch.Tensor], params: dict[str, Any], where: str) -> Converted:
@@ -315,6 +317,12 @@ def _cond_stage(sd: dict[str, torch.Tensor], params: dict[str, Any], where: str)
         (params.get("first_stage_config") or {}).get("params") or {})  # __is_first_stage__: the same network
     conv = convert_vq(c_sd, c_params, where=where, prefix_note="cond_stage_model.")
     conv.weights = {"G": conv.weights["G"]}  # a cond stage carries no discriminator
+    if _target(cond) == SEG_TARGET:
+        n_labels, channels = int(c_params.get("n_labels", 0)), int(conv.model_config["img_channels"])
+        if n_labels != channels:
+            raise CheckpointError(f"the VQSegmentationModel of {where} has n_labels={n_labels} but reads {channels} "
+                                  "channels (one per label)")
+        conv.source_info["labels"] = n_labels
     return conv
 
 
@@ -334,12 +342,13 @@ def _coord_stage(params: dict[str, Any], where: str) -> dict[str, Any] | None:
 
 def _cond_stage_weights(conv: Converted) -> dict[str, torch.Tensor]:
     """The prior's ``cond_stage`` module (a TokenizerStage): the frozen tokenizer and empty grid conditions."""
-    from ..models.vq_cond import GRID_CONDITIONS
+    from ..models.vq_cond import LabelMapStage, TokenizerStage
 
     g = conv.model_config
     r, ch = int(g["resolution"]), int(g["img_channels"])
+    slots = (LabelMapStage if conv.source_info.get("labels") else TokenizerStage).grid_slots
     return {**{f"tokenizer.ae.{k}": v for k, v in conv.weights["G"].items()},
-            "grid_cond": torch.zeros(GRID_CONDITIONS, ch, r, r), "grid_filled": torch.zeros((), dtype=torch.long)}
+            "grid_cond": torch.zeros(slots, ch, r, r), "grid_filled": torch.zeros((), dtype=torch.long)}
 
 
 def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None, where: str) -> Converted:
@@ -412,11 +421,16 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
     weights = {"prior": prior_sd, "tokenizer": {f"ae.{k}": v for k, v in stage1.weights["G"].items()}}
     if cond_conv is not None:
         g = cond_conv.model_config
-        cond = (f"a VQModel cond stage on {params.get('cond_stage_key', '?')!r} ({g['img_channels']} channel(s), "
-                f"{g['resolution']}x{g['resolution']}, {g['G']['n_embed']} codes): its codes come first, token t is "
-                "code t of the shared vocabulary; ganzoo generate --mode condition --image <condition map>")
+        labels = cond_conv.source_info.get("labels")
+        kind = f"a VQSegmentationModel cond stage on {labels} one-hot labels" if labels else "a VQModel cond stage"
+        what = (f"{kind} ({params.get('cond_stage_key', '?')!r}; {g['img_channels']} channel(s), "
+                f"{g['resolution']}x{g['resolution']}, {g['G']['n_embed']} codes)")
+        cond = (f"{what}: its codes come first, token t is code t of the shared vocabulary; ganzoo generate --mode "
+                "condition --image " + ("<label map PNG: pixel value = label>" if labels else "<condition map>"))
         found += cond_conv.found
         weights["cond_stage"] = _cond_stage_weights(cond_conv)
+        if labels:
+            model_cfg["cond_input"] = "labels"
     elif coord:
         cond = (f"CoordStage (n_embed {coord['n_embed']}, down_factor {coord['down_factor']}) on the crop's coordinate "
                 "map, the whole frame by default -> model.cond_stage={kind: coord}; token t is token t of the "

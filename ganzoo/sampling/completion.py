@@ -147,6 +147,33 @@ def load_image(path: str | Path, *, resolution: int, channels: int, resize: bool
     return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1.0  # [1, C, H, W]
 
 
+def load_label_map(path: str | Path, *, n_labels: int, resolution: int, resize: bool = False) -> torch.Tensor:
+    """A label-map file (a grey or palette PNG whose pixel values are the labels ``0 .. n_labels - 1``, as taming's
+    segmentation data reads them) -> the one-hot condition ``[1, n_labels, r, r]``; ``resize`` takes the nearest
+    label, never a blend."""
+    from ..models.vq_cond import one_hot
+
+    try:
+        with Image.open(Path(path).expanduser()) as im:
+            im.load()
+            img = im.copy()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--image {str(path)!r}: cannot read it as a label map ({err})") from None
+    if img.mode not in ("L", "P", "I", "I;16"):
+        raise ConfigError(f"--image {str(path)!r} is a {img.mode} image; a label map is a grey or palette PNG whose "
+                          f"pixel values are the labels 0..{n_labels - 1}")
+    if img.size != (resolution, resolution):
+        if not resize:
+            raise ConfigError(f"--image {str(path)!r} is {img.size[0]}x{img.size[1]}, but this prior's label maps are "
+                              f"{resolution}x{resolution}; add --resize (nearest label) or resize it first")
+        img = img.resize((resolution, resolution), Image.NEAREST)
+    labels = torch.from_numpy(np.asarray(img).astype(np.int64))
+    if int(labels.min()) < 0 or int(labels.max()) >= n_labels:
+        raise ConfigError(f"--image {str(path)!r} holds label {int(labels.max())}, but this prior knows {n_labels} "
+                          f"labels (0..{n_labels - 1})")
+    return one_hot(labels[None], n_labels)
+
+
 def grey_out(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The input with the dropped region mid-grey: ``keep [h, w]`` (or ``[N, h, w]``) upsampled to the pixels."""
     m = keep.to(images.dtype).reshape(-1, 1, *keep.shape[-2:])  # [N or 1, 1, h, w]

@@ -4,7 +4,8 @@
   dropped region greyed, ``--n`` completions and the original (:mod:`ganzoo.sampling.completion`).
 - ``condition`` (a code-conditioned prior, ``modules["cond_stage"]``: super-resolution, map-to-image): per input one
   row of the condition's preview, ``--n`` samples and, when a full-size image was given (the condition derived
-  from it), the original. With ``--grid`` the condition follows the sliding window (:mod:`.cond_window`).
+  from it), the original. A prior on label maps (``cond_input=labels``) reads ``--image`` as label maps. With
+  ``--grid`` the condition follows the sliding window (:mod:`.cond_window`).
 
 Inputs are ``--image`` files or ``--from-data SPLIT --n-images K`` (the first K images of the run's dataset split).
 Every input is checked before anything is sampled or written.
@@ -25,7 +26,7 @@ from torch import nn
 from ..bundle import Bundle
 from ..errors import ConfigError
 from ..training.checkpoint import Snapshot, load_snapshot
-from .completion import complete_images, grey_out, keep_region, load_image
+from .completion import complete_images, grey_out, keep_region, load_image, load_label_map
 from .cond_window import check_grid_input, sample_condition_grid
 from .generate_args import _labels
 from .images import save_grid
@@ -205,7 +206,14 @@ def _condition(args: argparse.Namespace, bundle: Bundle, modules: Mapping[str, n
         (res, _), cond_geometry = check_grid_input(stage, code_shape, grid, bundle.resolution // code_shape[0], ch)
     else:
         res, cond_geometry = bundle.resolution, (int(stage.cond_resolution), int(stage.cond_channels))
-    if args.from_data is not None:
+    labels = stage.kind == "labels"  # one-hot label maps: read from files, never derived from an image
+    if labels and (args.from_data is not None or grid is not None):
+        raise ConfigError(f"this prior is conditioned on label maps ({stage.cond_channels} labels): pass them with "
+                          "--image labels.png; --from-data (the run's data holds none) and --grid do not apply")
+    if labels:
+        inputs = [load_label_map(p, n_labels=stage.cond_channels, resolution=stage.cond_resolution,
+                                 resize=args.resize) for p in args.image]
+    elif args.from_data is not None:
         full, _ = _data_images(snap, args.from_data, args.n_images or 4, resolution=res, channels=ch)
         inputs = list(full.split(1))
     else:
@@ -218,7 +226,7 @@ def _condition(args: argparse.Namespace, bundle: Bundle, modules: Mapping[str, n
     gen = torch.Generator().manual_seed(seed)
     rows, has_original = [], False
     for x in inputs:
-        is_full = tuple(x.shape[1:]) == (ch, res, res)
+        is_full = not labels and tuple(x.shape[1:]) == (ch, res, res)
         if grid is not None:
             samples, preview = sample_condition_grid(modules, x, full=is_full, grid=grid, n=n, cond_tokens=cond_tokens,
                                                      generator=gen, batch=args.batch, opts=opts)
