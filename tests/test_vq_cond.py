@@ -78,6 +78,22 @@ def test_edge_stage_marks_a_step_only():
     assert tokens[:, 3:5].eq(1).all() and tokens[:, :3].eq(0).all() and tokens[:, 5:].eq(0).all()
 
 
+def test_edge_patches_pack_blocks_losslessly():
+    """patch=2: each 2x2 block is one token, bit i*2+j for pixel (i, j) of the block; decoding gives the map back."""
+    stage = EdgeStage(size=4, threshold=0.5, patch=2, image_resolution=4, image_channels=1)
+    edges = -torch.ones(1, 1, 4, 4)
+    edges[0, 0, 0, 1] = edges[0, 0, 1, 0] = 1  # block (0, 0): pixels (0, 1), (1, 0) -> bits 1, 2 -> token 6
+    edges[0, 0, 3, 3] = 1  # block (1, 1): pixel (1, 1) -> bit 3 -> token 8
+    assert stage.encode(edges).tolist() == [[6, 0, 0, 8]] and stage.vocab == 16 and stage.n_tokens == 4
+    assert torch.equal(stage.edge_map(stage.encode(edges)), edges)
+    rand = torch.where(torch.rand(5, 1, 4, 4) > 0.5, 1.0, -1.0)
+    assert torch.equal(stage.edge_map(stage.encode(rand)), rand)
+    one = EdgeStage(size=4, threshold=0.5, image_resolution=4, image_channels=1)  # patch 1: a token per pixel
+    assert torch.equal(one.encode(edges), (edges > 0).long().flatten(1))
+    with pytest.raises(ConfigError, match="patch=3 must be 1, 2 or 3 and divide size=4"):
+        EdgeStage(size=4, threshold=0.5, patch=3, image_resolution=4, image_channels=1)
+
+
 def test_a_condition_of_the_wrong_shape_is_refused():
     bundle = build_model("vqgan_prior_sr_tiny")
     stage = bundle.modules["cond_stage"]

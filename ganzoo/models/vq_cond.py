@@ -9,9 +9,10 @@ Two kinds:
   with ``model.cond_input=labels`` a tokenizer of one-hot label maps (taming's ``VQSegmentationModel``);
 * a parameter-free provider: ``{kind: downsample, size, levels}`` area-averages the image to ``size x size``
   and quantizes each channel value to ``levels`` tokens (taming's ``CoordStage`` arithmetic on the image:
-  super-resolution); ``{kind: edges, size, threshold}``, a Sobel edge map thresholded to two tokens
-  (map-to-image); ``{kind: coord, n_embed, down_factor}``, taming's ``CoordStage`` on its own input: the map of
-  each pixel's position in the frame (FacesHQ), which tells a window where it lies in a larger image.
+  super-resolution); ``{kind: edges, size, threshold, patch}``, a Sobel edge map thresholded to edge / flat,
+  ``patch x patch`` blocks packed into one token (map-to-image); ``{kind: coord, n_embed, down_factor}``,
+  taming's ``CoordStage`` on its own input: the map of each pixel's position in the frame (FacesHQ), which
+  tells a window where it lies in a larger image.
 
 The embedded data has no paired maps, so every stage derives its condition from the training image
 (:meth:`CondStage.derive`); paired data would hand the condition image to :meth:`CondStage.encode` directly.
@@ -182,20 +183,28 @@ class DownsampleStage(CondStage):
 
 class EdgeStage(CondStage):
     """Map-to-image from edges: the grey image area-averaged to ``size x size``, its Sobel gradient magnitude
-    (on [0, 1] intensities, replicate padding) thresholded at ``threshold``; two tokens (0 flat, 1 edge). The
-    condition image is the edge map, -1 flat and +1 edge."""
+    (on [0, 1] intensities, replicate padding) thresholded at ``threshold``. The condition image is the edge map,
+    -1 flat and +1 edge. ``patch`` p packs each p x p block of the map into one token of ``2^(p*p)`` values (bit
+    ``i*p + j`` is pixel (i, j) of the block), a lossless, parameter-free shortening of the sequence, as taming's
+    learned cond stages shorten a map 16-fold: ``(size / p)^2`` tokens; p = 1 gives one token per pixel (0 flat,
+    1 edge)."""
 
     kind = "edges"
 
-    def __init__(self, *, size: int = 16, threshold: float = 0.5, image_resolution: int, image_channels: int):
-        size = int(size)
+    def __init__(self, *, size: int = 16, threshold: float = 0.5, patch: int = 1, image_resolution: int,
+                 image_channels: int):
+        size, patch = int(size), int(patch)
         if not 3 <= size <= image_resolution:
             raise ConfigError(f"model.cond_stage.size={size} must lie in [3, {image_resolution}]")
         if not threshold > 0:
             raise ConfigError(f"model.cond_stage.threshold={threshold} must be > 0")
+        if patch not in (1, 2, 3) or size % patch:
+            raise ConfigError(f"model.cond_stage.patch={patch} must be 1, 2 or 3 and divide size={size}")
+        side = size // patch
         super().__init__(image_resolution=image_resolution, image_channels=image_channels, cond_resolution=size,
-                         cond_channels=1, n_tokens=size * size, vocab=2, token_shape=(size, size))
-        self.threshold = float(threshold)
+                         cond_channels=1, n_tokens=side * side, vocab=2 ** (patch * patch), token_shape=(side, side))
+        self.threshold, self.patch = float(threshold), patch
+        self.register_buffer("bit_values", 2 ** torch.arange(patch * patch), persistent=False)
 
     @torch.no_grad()
     def derive(self, img: torch.Tensor) -> torch.Tensor:
@@ -209,11 +218,19 @@ class EdgeStage(CondStage):
     @torch.no_grad()
     def encode(self, cond_img: torch.Tensor) -> torch.Tensor:
         self.check(cond_img)
-        return (cond_img > 0).long().flatten(1)  # [N, s * s]
+        p = self.patch
+        bits = F.unfold((cond_img > 0).float(), kernel_size=p, stride=p).long()  # [N, p * p, L], raster in a block
+        return (bits * self.bit_values.view(1, -1, 1)).sum(1)  # [N, (s / p)^2]
+
+    def edge_map(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[N, L]`` -> the edge map ``[N, 1, s, s]`` (-1 flat, +1 edge): the inverse of :meth:`encode`."""
+        bits = (tokens.unsqueeze(1) // self.bit_values.view(1, -1, 1)) % 2  # [N, p * p, L]
+        s, p = self.cond_resolution, self.patch
+        return F.fold(bits.float(), output_size=(s, s), kernel_size=p, stride=p) * 2 - 1
 
     @torch.no_grad()
     def preview(self, cond_img: torch.Tensor) -> torch.Tensor:
-        return self._at_output(self.encode(cond_img).view_as(cond_img).float() * 2 - 1, "nearest")
+        return self._at_output(self.edge_map(self.encode(cond_img)), "nearest")
 
 
 def coordinate_map(n: int, resolution: int, *, device: torch.device | None = None) -> torch.Tensor:

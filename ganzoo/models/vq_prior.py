@@ -387,6 +387,14 @@ _register("vqgan_prior_sr", "VQ-GAN stage 2 conditioned on an 8x8, 16-level thum
           tokenizer="vqgan", c_dim=0, cond_tokens="separate", cond_stage=_SR_CPU,
           prior=dict(n_layer=4, n_head=4, n_embd=128, embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0),
           optim=dict(base_learning_rate=4.5e-6, batch_size=64))
+# Map-to-image on the CPU: the `vqgan` tokenizer's images conditioned on their 16x16 Sobel edge map (threshold 1.0
+# on [0, 1] intensities), 2x2 blocks packed into 64 tokens of 16 values (offset after the 256 codes: vocabulary
+# 272, 64 + 64 - 1 positions, the GPT of vqgan_prior: the cost of vqgan_prior_sr).
+_register("vqgan_prior_edges", "VQ-GAN stage 2 conditioned on a 16x16 edge map (2x2 blocks per token): map-to-image "
+          "(CPU size)", tokenizer="vqgan", c_dim=0, cond_tokens="separate",
+          cond_stage=dict(kind="edges", size=16, threshold=1.0, patch=2),
+          prior=dict(n_layer=4, n_head=4, n_embd=128, embd_pdrop=0.0, resid_pdrop=0.0, attn_pdrop=0.0),
+          optim=dict(base_learning_rate=4.5e-6, batch_size=64))
 _register("vqgan_prior_sr_tiny", "super-resolution prior for vqgan_tiny (4x4, 8 levels -> 16x16; tests)",
           tokenizer="vqgan_tiny", c_dim=0, cond_tokens="separate", cond_stage=dict(kind="downsample", size=4, levels=8),
           prior=dict(n_layer=2, n_head=2, n_embd=32), optim=dict(base_learning_rate=4.5e-6, batch_size=16))
