@@ -142,6 +142,27 @@ def _ddconfig(ch_mult: list[int], attn: list[int], channels: int = 3) -> dict:
                 ch_mult=ch_mult, num_res_blocks=1, attn_resolutions=attn, dropout=0.0)
 
 
+def _net2net(cond_key: str, first: dict, cond: dict) -> tuple[dict, torch.nn.Module]:
+    """A tiny Net2NetTransformer (2 layers of width 32, vocabulary 32, 128 positions) on ``cond``, with trained-like
+    codebooks and position embeddings, rounded and in eval mode."""
+    from main import instantiate_from_config  # taming's main.py
+
+    cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
+                     "params": {
+        "first_stage_key": "image", "cond_stage_key": cond_key,
+        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
+            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "first_stage_config": first, "cond_stage_config": cond}}}
+    model = instantiate_from_config(cfg["model"])
+    with torch.no_grad():
+        model.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        if hasattr(model.cond_stage_model, "quantize"):
+            model.cond_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
+        model.transformer.pos_emb.normal_(0.0, 0.02)
+    _round(model)
+    return cfg, model.eval()
+
+
 def main() -> None:
     _stubs()
     from main import instantiate_from_config  # taming's main.py
@@ -217,19 +238,7 @@ def main() -> None:
     cond = {"target": "taming.models.vqgan.VQModel", "params": {
         "embed_dim": 8, "n_embed": 24, "ddconfig": _ddconfig([1, 1], [], channels=1), "sane_index_shape": True,
         "lossconfig": {"target": "taming.modules.losses.DummyLoss"}}}
-    dr_cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
-                        "params": {
-        "first_stage_key": "image", "cond_stage_key": "depth",
-        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
-            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
-        "first_stage_config": first, "cond_stage_config": cond}}}
-    dr = instantiate_from_config(dr_cfg["model"])
-    with torch.no_grad():
-        dr.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
-        dr.cond_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
-        dr.transformer.pos_emb.normal_(0.0, 0.02)
-    _round(dr)
-    dr.eval()
+    dr_cfg, dr = _net2net("depth", first, cond)
     xd = _clear_input(dr.first_stage_model, 2)
     cd = _clear_input(dr.cond_stage_model, 2, channels=1)
     with torch.no_grad():
@@ -243,20 +252,8 @@ def main() -> None:
 
     # -- stage 2 on coordinates: CoordStage Net2NetTransformer (faceshq_transformer shrunk) -------------------------
     torch.manual_seed(SEED + 3)
-    co_cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
-                        "params": {
-        "first_stage_key": "image", "cond_stage_key": "coord",
-        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
-            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
-        "first_stage_config": first,
-        "cond_stage_config": {"target": "taming.modules.misc.coord.CoordStage",
-                              "params": {"n_embed": 32, "down_factor": 2}}}}}
-    co = instantiate_from_config(co_cfg["model"])
-    with torch.no_grad():
-        co.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
-        co.transformer.pos_emb.normal_(0.0, 0.02)
-    _round(co)
-    co.eval()
+    co_cfg, co = _net2net("coord", first, {"target": "taming.modules.misc.coord.CoordStage",
+                                           "params": {"n_embed": 32, "down_factor": 2}})
     xc = _clear_input(co.first_stage_model, 2)
     # taming/data/faceshq.py with the crop the whole frame: np.arange(h*w).reshape(h,w,1)/(h*w), HWC -> NCHW
     coord = torch.from_numpy(np.arange(16 * 16).reshape(16, 16, 1) / (16 * 16)).permute(2, 0, 1)[None].float()
@@ -272,19 +269,7 @@ def main() -> None:
     seg = {"target": "taming.models.vqgan.VQSegmentationModel", "params": {
         "n_labels": 5, "embed_dim": 8, "n_embed": 24, "ddconfig": _ddconfig([1, 1], [], channels=5),
         "sane_index_shape": True, "lossconfig": {"target": "taming.modules.losses.DummyLoss"}}}
-    sg_cfg = {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.cond_transformer.Net2NetTransformer",
-                        "params": {
-        "first_stage_key": "image", "cond_stage_key": "segmentation",
-        "transformer_config": {"target": "taming.modules.transformer.mingpt.GPT", "params": {
-            "vocab_size": 32, "block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 32}},
-        "first_stage_config": first, "cond_stage_config": seg}}}
-    sg = instantiate_from_config(sg_cfg["model"])
-    with torch.no_grad():
-        sg.first_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
-        sg.cond_stage_model.quantize.embedding.weight.normal_(0.0, 0.5)
-        sg.transformer.pos_emb.normal_(0.0, 0.02)
-    _round(sg)
-    sg.eval()
+    sg_cfg, sg = _net2net("segmentation", first, seg)
     xs = _clear_input(sg.first_stage_model, 2)
     # Label maps as taming's segmentation data feeds them: np.eye(n_labels)[segmentation], HWC -> NCHW. The maps
     # are blocky (4x4 cells) like real segmentations; the one whose codes have the widest margin is kept.
