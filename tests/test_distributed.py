@@ -131,6 +131,24 @@ def _diverge(root: Path, rank: int) -> None:
     torch.save(result, root / f"diverge_r{rank}.pt")
 
 
+def _signal_one_rank(root: Path, rank: int) -> None:
+    """SIGUSR1 reaches rank 1 alone, during its step 4 (of 12; agreement polled every 3 steps). Both ranks must stop
+    after step 6, rank 0 saving that step's snapshot; without agreement rank 1 would leave after step 4 and rank 0
+    wait in step 5's all-reduce."""
+    import ganzoo.training.checkpoint as ck
+    from ganzoo.training.trainer import Trainer
+
+    trainer = Trainer(_cfg(DCGAN, "trainer.steps=12", "trainer.log_every=3"), root / "signal")
+    ck._FAULT_COUNTS.clear()  # this process's earlier runs visited the step hook too
+    if rank == 1:
+        os.environ["GANZOO_FAULT"] = "step:4:USR1"
+    try:
+        trainer.fit()
+    finally:
+        os.environ.pop("GANZOO_FAULT", None)
+    torch.save({"step": trainer.step, "stopped": trainer.stopped}, root / f"signal_r{rank}.pt")
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2", OMP_NUM_THREADS="1")
@@ -156,6 +174,7 @@ def _worker(rank: int, port: int, out: str) -> None:
             torch.save(trainer.step, root / f"{name}_step_r{rank}.pt")
             tdist.barrier()  # rank 0 has written its checkpoint before anyone resumes from it
         _units(root, rank)
+        _signal_one_rank(root, rank)
         _diverge(root, rank)  # last: without agreement one rank would be left waiting in an all-reduce
     finally:
         if tdist.is_initialized():
@@ -226,6 +245,14 @@ def test_two_processes_stop_together_on_a_time_budget(two_procs):
     assert steps[0] == steps[1] and steps[0] > 0 and steps[0] % 3 == 0, steps  # a polled step
     two = _load(two_procs, "dcgan_timed")
     assert not [k for k, v in _load(two_procs, "dcgan_timed", 1).items() if not torch.equal(v, two[k])]
+
+
+def test_a_signal_to_one_process_stops_both_after_the_same_step(two_procs):
+    from ganzoo.training.checkpoint import load_snapshot
+
+    got = [torch.load(two_procs / f"signal_r{r}.pt") for r in (0, 1)]
+    assert got[0] == got[1] == {"step": 6, "stopped": "SIGUSR1"}, got
+    assert load_snapshot(two_procs / "signal").state["step"] == 6  # rank 0 saved the step both stopped after
 
 
 def test_sync_batchnorm_and_quantizer_ema_follow_one_process(two_procs):

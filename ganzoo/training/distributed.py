@@ -75,6 +75,16 @@ def agree(flag: bool, device: torch.device | str = "cpu") -> bool:
     return bool(t.item())
 
 
+def agree_max(value: int, device: torch.device | str = "cpu") -> int:
+    """The largest of the ranks' ``value`` on every rank (one tiny all-reduce): for decisions any rank can make,
+    such as a stop signal that reached one process only."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([float(value)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def agree_problems(problem: str | None, device: torch.device | str = "cpu", *, limit: int = 2048) -> str | None:
     """One verdict for all ranks: None when no rank reports a problem, else every reporting rank's sentence.
 

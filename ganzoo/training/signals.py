@@ -3,6 +3,8 @@
 SIGTERM is what schedulers (SLURM, Kubernetes) send before they kill a job; SIGUSR1 is SLURM's
 pre-emption warning (``sbatch --signal=USR1@60``). A second Ctrl-C aborts at once (the snapshot
 being written, if any, is discarded: writes are atomic); a second SIGTERM/SIGUSR1 changes nothing.
+Under several processes the ranks agree (:attr:`StopRequest.code`, :meth:`StopRequest.adopt`): a signal that
+reaches any of them stops all of them after the same step.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..errors import EXIT_INTERRUPTED, EXIT_SIGTERM, EXIT_SIGUSR1
 
 _EXIT_CODES = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_SIGTERM, "SIGUSR1": EXIT_SIGUSR1}
 _WHAT = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM", "SIGUSR1": "SIGUSR1"}
+_ORDER = ("SIGUSR1", "SIGTERM", "SIGINT")  # codes 1, 2, 3: ranks that received different signals take the last
 
 
 def exit_code_for(reason: str | None) -> int:
@@ -36,6 +39,18 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.reason is not None
+
+    @property
+    def code(self) -> int:
+        """The stop as a number for the ranks' agreement (0: none)."""
+        return _ORDER.index(self.reason) + 1 if self.reason in _ORDER else 0
+
+    def adopt(self, code: int) -> None:
+        """Stop as the ranks agreed (:attr:`code`); a rank that received no signal takes the agreed one."""
+        if code and self.reason is None:
+            self.reason = _ORDER[code - 1]
+            print(f"\n{describe(self.reason)} reached another process: stopping after this step...", file=sys.stderr,
+                  flush=True)
 
     def __enter__(self) -> StopRequest:
         for name in ("SIGINT", "SIGTERM", "SIGUSR1"):

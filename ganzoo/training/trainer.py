@@ -207,6 +207,17 @@ class Trainer:
             self._time_up_at, self._time_up_flag = self.step, dist.agree(self.train_time >= limit_s, self.device)
         return self._time_up_flag
 
+    def _stop_agreed(self, stop: StopRequest) -> bool:
+        """Whether a stop signal ends the run after this step. Under several processes a signal may reach one rank
+        only, or the ranks at different steps: they agree (any rank's signal) every ``log_every`` steps, with the
+        log's host sync, so every rank stops after the same step instead of one waiting alone in an all-reduce."""
+        if dist.world_size() == 1:
+            return stop.requested
+        if self.step % int(self.tcfg.log_every):
+            return False
+        stop.adopt(dist.agree_max(stop.code, self.device))
+        return stop.requested
+
     def _model_config_yaml(self) -> str:
         return OmegaConf.to_yaml(self.cfg.model, resolve=True)
 
@@ -365,6 +376,7 @@ class Trainer:
         self._healthy_step = self.step
         stop = StopRequest()
         done = self._done()  # evaluated once per step: the step that ends the run is the one checkpointed
+        stopping = False
         try:
             with stop:
                 while not done:
@@ -387,10 +399,11 @@ class Trainer:
                     budget_bar.update(self.images_seen, self.train_time)
 
                     done = self._done()
+                    stopping = self._stop_agreed(stop)
                     log_due = self.step % int(self.tcfg.log_every) == 0 or done
                     sample_due = sampling.due(self.images_seen, self.train_time) or done
                     eval_due = self.evaluator is not None and (evals.due(self.images_seen, self.train_time) or done)
-                    ckpt_due = ckpts.due(self.images_seen, self.train_time) or done or stop.requested
+                    ckpt_due = ckpts.due(self.images_seen, self.train_time) or done or stopping
                     if log_due or sample_due or eval_due or ckpt_due:
                         self._check_health()  # the one host sync of the guard: before anything is written
                     if log_due:
@@ -417,7 +430,7 @@ class Trainer:
                     if ckpt_due:
                         last_ckpt = self.save_checkpoint()
                         ckpts.advance(self.images_seen, self.train_time)
-                    if stop.requested:
+                    if stopping:
                         break
         except torch.OutOfMemoryError as err:
             raise GanzooError(
@@ -431,7 +444,7 @@ class Trainer:
             logger.close()
             self._time_offset, self._wall_offset = self.train_time, self.wall_time  # a later fit() goes on from here
             self._t_start, self._eval_s = time.time(), 0.0
-        self.stopped = stop.reason if stop.requested and not done else None
+        self.stopped = stop.reason if stopping and not done else None
         time_limit = float(minutes) if self.time_bound and not self.stopped else None  # minutes that ended the run
         return {"step": self.step, "images_seen": self.images_seen, "checkpoint": str(last_ckpt) if last_ckpt else None,
                 "run_dir": str(self.run_dir), "stopped": self.stopped, "total_images": self.total_images,
