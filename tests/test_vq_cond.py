@@ -322,3 +322,7 @@ def test_paper_presets_have_the_official_sizes():
     sr = build_model_shapes("vqgan_prior_sr")
     assert (sr.modules["prior"].vocab_size, sr.modules["prior"].block_size) == (272, 127)
     assert count_params(sr.modules["prior"]) == _gpt_params(272, 127, 128, 4) == 879_232
+    # Edges: 16x16 map in 2x2 blocks = 64 tokens of 16 values, the same vocabulary and length as the SR preset.
+    edges = build_model_shapes("vqgan_prior_edges")
+    assert edges.info["cond_stage"] == {"kind": "edges", "resolution": 16, "channels": 1, "n_tokens": 64}
+    assert (edges.modules["prior"].vocab_size, edges.modules["prior"].block_size) == (272, 127)
