@@ -406,7 +406,8 @@ def convert_transformer(sd: dict[str, torch.Tensor], cfg: dict[str, Any] | None,
         (1000, 16384, 256, 48, 24, 1536)
     paper = (prior["vocab_size"], prior["block_size"], n_layer, prior["n_head"], prior["n_embd"]) == \
         (1024, 512, 24, 16, 1024)
-    is_drin = paper and cond_conv is not None
+    is_drin = paper and cond_conv is not None and not cond_conv.source_info.get("labels") and \
+        int(cond_conv.model_config["img_channels"]) == 1  # a one-channel (depth) cond tokenizer
     is_faces = paper and coord == {"kind": "coord", "n_embed": 1024, "down_factor": 16}
     model_cfg: dict[str, Any] = dict(tokenizer=stage1.model, c_dim=c_dim, cond_tokens="shared", prior=prior,
                                      pkeep=float(params.get("pkeep", 1.0)))
