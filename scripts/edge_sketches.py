@@ -1,7 +1,9 @@
-"""Hand-drawn 16x16 edge maps (white outline on black) for ``ganzoo generate RUN --mode condition --image F`` with
-``vqgan_prior_edges``: a T-shirt, trousers, a bag, a sneaker and a dress, drawn with straight lines only.
+"""Hand-drawn silhouettes for ``ganzoo generate RUN --mode condition --image F`` with ``vqgan_prior_edges``: a
+T-shirt, trousers, a bag, a sneaker and a dress as grey polygons on black at the model's 32x32, from which the
+prior derives the edge map itself, as it did from every training image. With ``--outline`` the polygons' 16x16
+1-pixel outlines are written instead (a condition image given directly, thinner than any derived edge map).
 
-    python scripts/edge_sketches.py OUT_DIR
+    python scripts/edge_sketches.py OUT_DIR [--outline]
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ SKETCHES: dict[str, list[list[tuple[int, int]]]] = {  # polylines on a 16x16 gri
 }
 
 
-def main(out: Path) -> None:
+def main(out: Path, outline: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, lines in SKETCHES.items():
-        img = Image.new("L", (16, 16), 0)
+        img = Image.new("L", (16, 16) if outline else (32, 32), 0)
         draw = ImageDraw.Draw(img)
         for line in lines:
-            draw.line(line, fill=255, width=1)
+            if outline:
+                draw.line(line, fill=255, width=1)
+            else:  # the 16x16 polygon at 32x32, filled mid-grey
+                draw.polygon([(2 * x + 0.5, 2 * y + 0.5) for x, y in line], fill=170)
         img.save(out / f"{name}.png")
         print(out / f"{name}.png")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "sketches"))
+    args = [a for a in sys.argv[1:] if a != "--outline"]
+    main(Path(args[0] if args else "sketches"), outline="--outline" in sys.argv[1:])
