@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -326,3 +327,39 @@ def test_paper_presets_have_the_official_sizes():
     edges = build_model_shapes("vqgan_prior_edges")
     assert edges.info["cond_stage"] == {"kind": "edges", "resolution": 16, "channels": 1, "n_tokens": 64}
     assert (edges.modules["prior"].vocab_size, edges.modules["prior"].block_size) == (272, 127)
+
+
+def test_label_maps_are_read_one_hot_and_never_derived(tmp_path):
+    """A label-map prior's condition: palette and grey PNGs give the same one-hot map, --resize takes the nearest
+    label (never a blend), and the stage refuses to derive a map from an image or to record one."""
+    from PIL import Image
+
+    from ganzoo.models.vq_cond import LabelMapStage, label_colours, one_hot
+    from ganzoo.models.vq_frozen import FrozenTokenizer
+    from ganzoo.sampling.completion import load_label_map
+
+    labels = np.repeat(np.repeat(np.array([[0, 1], [2, 4]], dtype=np.uint8), 8, 0), 8, 1)  # 16x16, four blocks
+    Image.fromarray(labels, mode="L").save(tmp_path / "grey.png")
+    pal = Image.fromarray(labels, mode="P")
+    pal.putpalette([v for i in range(256) for v in (i * 7 % 256, i * 13 % 256, i * 29 % 256)])
+    pal.save(tmp_path / "palette.png")
+    want = one_hot(torch.from_numpy(labels.astype(np.int64))[None], 5)
+    assert want.shape == (1, 5, 16, 16) and torch.equal(want.sum(1), torch.ones(1, 16, 16))
+    for name in ("grey.png", "palette.png"):
+        assert torch.equal(load_label_map(tmp_path / name, n_labels=5, resolution=16), want)
+    small = load_label_map(tmp_path / "grey.png", n_labels=5, resolution=4, resize=True)
+    assert small.argmax(1)[0].tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 4, 4], [2, 2, 4, 4]]
+    with pytest.raises(ConfigError, match="add --resize"):
+        load_label_map(tmp_path / "grey.png", n_labels=5, resolution=8)
+    stage = LabelMapStage(FrozenTokenizer(build_model("vqgan_tiny", img_channels=5).modules["G"]),
+                          image_resolution=16, image_channels=3)
+    assert stage.kind == "labels" and stage.n_labels == 5 and stage.grid_cond.shape == (0, 5, 16, 16)
+    for call in (lambda: stage.derive(torch.zeros(1, 3, 16, 16)), lambda: stage.recorded(2)):
+        with pytest.raises(ConfigError, match="cannot be derived"):
+            call()
+    assert stage.preview(want).shape == (1, 3, 16, 16)
+    colours = label_colours(5)
+    assert colours.shape == (5, 3) and len({tuple(c) for c in colours.tolist()}) == 5
+    with pytest.raises(ConfigError, match="one-hot label maps"):
+        LabelMapStage(FrozenTokenizer(build_model("vqgan_tiny", img_channels=1).modules["G"]), image_resolution=16,
+                      image_channels=3)
