@@ -166,9 +166,11 @@ def test_coord_stage_is_taming_coordstage_arithmetic():
         CoordStage(n_embed=32, down_factor=3, image_resolution=4, image_channels=3)
 
 
-def test_a_coordinate_prior_trains_and_samples_without_a_condition_image(stage1, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_coordinate_prior_trains_and_samples_without_a_condition_image(stage1, tmp_path, precision):
     run = tmp_path / "coord"
     trainer = Trainer(compose(["model=vqgan_prior_tiny", f"model.stage1={stage1}", *BASE, "trainer.steps=30",
+                               f"trainer.precision={precision}",
                                "trainer.log_every=5", "model.optim.lr=3e-3", "data.max_images=16",
                                "model.cond_tokens=shared", "model.c_dim=0",
                                "+model.cond_stage={kind: coord, n_embed: 32, down_factor: 4}"]), run)
